@@ -1,0 +1,1 @@
+"""The ``thrifty`` command: one module per subcommand, each with ``register`` and ``run``."""

@@ -1,0 +1,34 @@
+"""One ledger row. Money is integer nano-dollars (see ``pricing.cost``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    request_id: str
+    ts: float
+    """Unix seconds when the request arrived."""
+    requested_model: str
+    provider: str | None
+    upstream_model: str | None
+    status: int
+    """HTTP status returned to the client (499 when the client went away)."""
+    stream: bool = False
+    key_id: str | None = None
+    user: str | None = None
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_nano_usd: int = 0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    error_type: str | None = None
+    """The error tree's ``code`` (``upstream_timeout``, ``rate_limit_exceeded``, ...)."""
+    route: str | None = None
+    """How the request was routed (``direct``, ``alias:cheap``, ...); JSON trace later."""
+    usage_known: bool = True
+    """False when the upstream never reported usage (e.g. a stream cut before its end)."""
