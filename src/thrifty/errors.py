@@ -10,7 +10,8 @@ the OpenAI error JSON shape. Upstream errors are classified by status and struct
     │   │   └── ContentPolicyViolation   400  the provider refused the content
     │   ├── AuthenticationFailed         401  missing or wrong gateway key
     │   ├── PermissionDenied             403  key may not use this model
-    │   ├── ModelNotFound                404  no such model or alias
+    │   ├── NotFound                     404  no such path
+    │   │   └── ModelNotFound            404  no such model or alias
     │   ├── PayloadTooLarge              413  body over the configured limit
     │   └── RateLimited                  429  a gateway limit, or an upstream 429
     ├── UpstreamError                    the provider failed us (5xx)
@@ -98,8 +99,12 @@ class PermissionDenied(ClientError):
     code = "model_not_allowed"
 
 
-class ModelNotFound(ClientError):
+class NotFound(ClientError):
     status = 404
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
     code = "model_not_found"
 
 

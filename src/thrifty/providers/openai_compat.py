@@ -50,7 +50,8 @@ def chat_url(target: Target) -> str:
     if target.deployment:  # Azure OpenAI addresses a deployment, versioned by query
         version = target.api_version or "2024-10-21"
         base = target.base_url.rstrip("/")
-        return f"{base}/openai/deployments/{target.deployment}/chat/completions?api-version={version}"
+        path = f"openai/deployments/{target.deployment}/chat/completions"
+        return f"{base}/{path}?api-version={version}"
     return f"{target.base_url.rstrip('/')}/chat/completions"
 
 

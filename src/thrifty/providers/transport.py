@@ -55,7 +55,7 @@ class UpstreamStream:
         try:
             async for chunk in self._resp.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _map_exception(exc, self._provider) from exc
 
     def close(self) -> None:

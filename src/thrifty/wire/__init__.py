@@ -1,0 +1,1 @@
+"""External formats <-> core types: OpenAI chat ingress validation and responses."""

@@ -1,0 +1,171 @@
+"""Turning validated settings into runtime objects: providers with their keys and base
+URLs, every public model as a priced :class:`Target`, aliases, and the route table.
+A model with no known price is refused here, at load time, never priced at $0."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from thrifty.config.schema import ModelConfig, ProviderConfig, Settings
+from thrifty.errors import ConfigError
+from thrifty.pricing.catalog import Catalog, load_catalog
+from thrifty.pricing.price import CAPABILITIES, ModelInfo, Price
+from thrifty.providers.base import Target
+from thrifty.providers.vendors import VENDORS, Vendor
+from thrifty.routing.table import Route, RouteTable
+
+_DEFAULT_CONTEXT = 8192
+_DEFAULT_MAX_OUTPUT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProvider:
+    name: str
+    vendor: Vendor
+    base_url: str
+    api_key: str | None = field(repr=False)
+    api_version: str | None
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    providers: Mapping[str, ResolvedProvider]
+    routes: RouteTable
+    catalog: Catalog
+    notes: tuple[str, ...] = ()
+
+
+def resolve(settings: Settings, *, base_dir: Path | None = None) -> Runtime:
+    catalog_files = [_relative(p, base_dir) for p in settings.pricing.catalogs]
+    catalog = load_catalog(catalog_files)
+    notes: list[str] = []
+    providers = {name: _provider(name, cfg) for name, cfg in settings.providers.items()}
+    targets: dict[str, Target] = {}
+    for public, mcfg in settings.models.items():
+        targets[public] = _configured_target(public, mcfg, providers, catalog)
+    for prov in providers.values():
+        listed = _catalog_targets(prov, catalog)
+        if not listed and not any(m.provider == prov.name for m in settings.models.values()):
+            notes.append(f"provider {prov.name} has no models: list them under `models:`")
+        for target in listed:
+            qualified = f"{prov.name}/{target.upstream_model}"
+            targets.setdefault(qualified, replace(target, model=qualified))
+            targets.setdefault(target.upstream_model, target)
+    routes = {name: Route(name, "model", (t,)) for name, t in targets.items()}
+    for alias, members in settings.aliases.items():
+        if alias in routes:
+            raise ConfigError(f"aliases.{alias}: the name is already a model; pick another")
+        missing = [m for m in members if m not in targets]
+        if missing:
+            raise ConfigError(
+                f"aliases.{alias}: unknown model(s) {', '.join(missing)}; "
+                "each must be a model name this gateway serves (see `thrifty models`)"
+            )
+        routes[alias] = Route(alias, "alias", tuple(targets[m] for m in members))
+    return Runtime(settings, providers, RouteTable(routes), catalog, tuple(notes))
+
+
+def _relative(path: str, base_dir: Path | None) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() or base_dir is None else base_dir / p
+
+
+def _provider(name: str, cfg: ProviderConfig) -> ResolvedProvider:
+    vendor_name = cfg.vendor or name
+    vendor = VENDORS.get(vendor_name)
+    if vendor is None:
+        known = ", ".join(sorted(VENDORS))
+        raise ConfigError(
+            f"providers.{name}.vendor: unknown vendor {vendor_name!r}; use one of {known} "
+            "(any OpenAI-compatible server works as vendor: vllm with a base_url)"
+        )
+    base_url = (cfg.base_url or vendor.base_url).rstrip("/")
+    if not base_url:
+        raise ConfigError(f"providers.{name}.base_url: required for vendor {vendor.name}")
+    key = cfg.api_key.get_secret_value() if cfg.api_key else None
+    if vendor.needs_key and not key:
+        env = " or ".join(vendor.key_env) or "a key"
+        raise ConfigError(
+            f"providers.{name}.api_key: vendor {vendor.name} needs a key; "
+            f"set api_key: ${{{vendor.key_env[0] if vendor.key_env else 'KEY'}}} (from {env})"
+        )
+    return ResolvedProvider(name, vendor, base_url, key, cfg.api_version, dict(cfg.headers))
+
+
+def _configured_target(
+    public: str, mcfg: ModelConfig, providers: Mapping[str, ResolvedProvider], catalog: Catalog
+) -> Target:
+    prov = providers.get(mcfg.provider)
+    if prov is None:
+        raise ConfigError(
+            f"models.{public}.provider: {mcfg.provider!r} is not under `providers:`; "
+            f"configured: {', '.join(sorted(providers)) or 'none'}"
+        )
+    upstream = mcfg.model or public
+    known = catalog.get(prov.vendor.catalog_provider, upstream)
+    info = _model_info(public, mcfg, prov, upstream, known)
+    if prov.vendor.name == "azure" and not mcfg.deployment:
+        raise ConfigError(f"models.{public}.deployment: Azure OpenAI needs the deployment name")
+    return _target(public, prov, upstream, info, deployment=mcfg.deployment)
+
+
+def _model_info(
+    public: str, mcfg: ModelConfig, prov: ResolvedProvider, upstream: str, known: ModelInfo | None
+) -> ModelInfo:
+    if mcfg.price == 0:
+        price = Price.free()
+    elif mcfg.price is not None:
+        p = mcfg.price
+        price = Price.of(p.input, p.output, p.cached_input, p.cache_write)
+    elif known is not None:
+        price = known.price
+    else:
+        raise ConfigError(
+            f"models.{public}: no known price for {prov.vendor.catalog_provider}/{upstream}. "
+            "Add `price: {input: <USD per 1M>, output: <USD per 1M>}` to the model, "
+            "`price: 0` for a self-hosted model, or import a price map with "
+            "`thrifty prices import` and list it under pricing.catalogs"
+        )
+    caps = mcfg.capabilities
+    if caps is not None and not set(caps) <= CAPABILITIES:
+        bad = sorted(set(caps) - CAPABILITIES)
+        raise ConfigError(
+            f"models.{public}.capabilities: unknown {bad}; use any of {sorted(CAPABILITIES)}"
+        )
+    return ModelInfo(
+        provider=prov.vendor.catalog_provider,
+        model=upstream,
+        price=price,
+        context_window=mcfg.context_window or (known.context_window if known else _DEFAULT_CONTEXT),
+        max_output=mcfg.max_output or (known.max_output if known else _DEFAULT_MAX_OUTPUT),
+        capabilities=frozenset(caps) if caps is not None else (
+            known.capabilities if known else frozenset({"streaming", "tools"})
+        ),
+        source=known.source if known and mcfg.price is None else "config",
+    )
+
+
+def _catalog_targets(prov: ResolvedProvider, catalog: Catalog) -> list[Target]:
+    if prov.vendor.self_hosted or prov.vendor.name == "azure":
+        return []  # their models are whatever the operator deployed: list them explicitly
+    return [
+        _target(info.model, prov, info.model, info)
+        for info in catalog.models(prov.vendor.catalog_provider)
+    ]
+
+
+def _target(
+    public: str, prov: ResolvedProvider, upstream: str, info: ModelInfo,
+    *, deployment: str | None = None,
+) -> Target:
+    v = prov.vendor
+    return Target(
+        model=public, provider=prov.name, wire=v.wire, upstream_model=upstream,
+        base_url=prov.base_url, info=info, api_key=prov.api_key, auth=v.auth,
+        headers=prov.headers, drop_params=v.drop_params, rename_params=v.rename_params,
+        api_version=prov.api_version, deployment=deployment,
+    )

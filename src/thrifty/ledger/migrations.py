@@ -1,0 +1,129 @@
+"""Versioned schema migrations for the SQLite ledger, applied when a store opens.
+
+Owns the ordered migration list and the runner; it must not hold queries (``sqlite.py`` does).
+Each migration runs in its own ``BEGIN IMMEDIATE`` transaction and re-reads the version inside
+it, so gateway processes that open a fresh file at the same moment apply it exactly once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from thrifty.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+# Never edit an applied migration: append a new one. ``requests`` keeps one row per client
+# request; a later ``attempts`` table links its rows by ``request_id`` (hence UNIQUE).
+SQLITE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "requests table with spend indexes",
+        (
+            """
+            CREATE TABLE requests (
+                id INTEGER PRIMARY KEY,
+                request_id TEXT NOT NULL UNIQUE,
+                ts REAL NOT NULL,
+                requested_model TEXT NOT NULL,
+                provider TEXT,
+                upstream_model TEXT,
+                status INTEGER NOT NULL,
+                stream INTEGER NOT NULL DEFAULT 0,
+                key_id TEXT,
+                end_user TEXT,
+                input_tokens INTEGER NOT NULL DEFAULT 0,
+                cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+                cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+                output_tokens INTEGER NOT NULL DEFAULT 0,
+                reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+                cost_nano_usd INTEGER NOT NULL DEFAULT 0,
+                latency_ms REAL NOT NULL DEFAULT 0,
+                ttft_ms REAL,
+                error_type TEXT,
+                route TEXT,
+                usage_known INTEGER NOT NULL DEFAULT 1
+            )
+            """,
+            "CREATE INDEX requests_ts ON requests (ts)",
+            "CREATE INDEX requests_model_ts ON requests (upstream_model, ts)",
+            "CREATE INDEX requests_provider_ts ON requests (provider, ts)",
+            "CREATE INDEX requests_key_ts ON requests (key_id, ts)",
+        ),
+    ),
+)
+
+_CREATE_VERSIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at REAL NOT NULL
+)
+"""
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The highest applied version, 0 for a database thrifty never touched."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if exists is None:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(
+    conn: sqlite3.Connection,
+    *,
+    where: str,
+    migrations: tuple[Migration, ...] = SQLITE_MIGRATIONS,
+) -> int:
+    """Bring the schema up to the last of ``migrations`` and return its version. ``conn`` must
+    be in autocommit mode (``isolation_level=None``); ``where`` names the file in errors."""
+    latest = migrations[-1].version if migrations else 0
+    version = current_version(conn)
+    _refuse_newer(version, latest, where)
+    for migration in migrations:
+        if migration.version > version:
+            version = _apply(conn, migration, latest, where)
+    return version
+
+
+def _apply(conn: sqlite3.Connection, migration: Migration, latest: int, where: str) -> int:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_CREATE_VERSIONS)
+        # Another process may have migrated while we waited for the write lock.
+        version = current_version(conn)
+        _refuse_newer(version, latest, where)
+        if version < migration.version:
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.description, time.time()),
+            )
+            version = migration.version
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # some errors (disk full) already rolled back
+            conn.execute("ROLLBACK")
+        raise
+    return version
+
+
+def _refuse_newer(version: int, latest: int, where: str) -> None:
+    if version > latest:
+        raise ConfigError(
+            f"ledger database {where} has schema version {version}, but this thrifty only "
+            f"knows up to version {latest}: upgrade thrifty, or point the ledger at another file"
+        )

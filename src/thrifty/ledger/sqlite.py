@@ -1,0 +1,205 @@
+"""The SQLite ledger store (stdlib ``sqlite3``): one connection per process, WAL, batches in
+``BEGIN IMMEDIATE`` transactions, so several gateway worker processes can share one file.
+
+Owns the SQL for rows and spend queries; the schema itself lives in ``migrations.py``. Blocking:
+call it from a worker thread (``LedgerWriter`` does), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from operator import attrgetter
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from thrifty.ledger.entry import LedgerEntry
+from thrifty.ledger.migrations import migrate
+from thrifty.ledger.store import ERROR_STATUS, SpendRow, check_grouping
+
+MEMORY = ":memory:"
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(LedgerEntry))
+# ``user`` is a reserved word in PostgreSQL; keep column names portable across backends.
+_COLUMN_FOR_FIELD = {"user": "end_user"}
+_COLUMNS = tuple(_COLUMN_FOR_FIELD.get(name, name) for name in _FIELDS)
+_BOOL_FIELDS = frozenset(
+    f.name for f in dataclasses.fields(LedgerEntry) if f.type in ("bool", bool)
+)
+_row_values = attrgetter(*_FIELDS)
+
+# DO NOTHING on a known request_id makes a retried batch idempotent (see LedgerStore).
+_INSERT = (
+    f"INSERT INTO requests ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    "ON CONFLICT (request_id) DO NOTHING"
+)
+_SELECT_ONE = f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE request_id = ?"
+
+# Fixed SQL per grouping (never built from user text); meanings are documented on
+# ``store.SPEND_GROUPINGS``.
+_GROUP_SQL = {
+    "model": (
+        "CASE WHEN upstream_model IS NULL THEN '(unrouted) ' || requested_model "
+        "ELSE COALESCE(provider, '(unknown)') || '/' || upstream_model END"
+    ),
+    "requested": "requested_model",
+    "provider": "COALESCE(provider, '(unrouted)')",
+    "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
+    "key": "COALESCE(key_id, '(no key)')",
+    "status": "CAST(status AS TEXT)",
+}
+_CHRONOLOGICAL = frozenset({"day", "status"})
+
+
+class SQLiteLedger:
+    """A ``LedgerStore`` in one SQLite file (parent directories are created), or ``:memory:``.
+
+    >>> store = SQLiteLedger(":memory:")
+    >>> store.write_batch([LedgerEntry("req-1", 1.0, "m", "p", "m", 200)])
+    >>> store.count()
+    1
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 10.0) -> None:
+        self.path = str(path)
+        if self.path != MEMORY:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: every transaction below is explicit. check_same_thread is off
+        # because asyncio.to_thread may use any pool thread; ``_lock`` serialises use.
+        self._conn = sqlite3.connect(
+            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self._configure(busy_timeout_s)
+            self.schema_version = migrate(self._conn, where=self.path)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _configure(self, busy_timeout_s: float) -> None:
+        conn = self._conn
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        if self.path != MEMORY:
+            # WAL lets readers (``thrifty spend``, the dashboard) run while workers write;
+            # NORMAL loses at most the last commits on power loss, never corrupts.
+            _enable_wal(conn, busy_timeout_s)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    def write_batch(self, entries: Sequence[LedgerEntry]) -> None:
+        if not entries:
+            return
+        rows = [_row_values(entry) for entry in entries]
+        with self._lock:
+            # IMMEDIATE takes the write lock up front, so a busy file waits in busy_timeout
+            # instead of failing mid-transaction when a read lock cannot be upgraded.
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(_INSERT, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def get(self, request_id: str) -> LedgerEntry | None:
+        with self._lock:
+            row = self._conn.execute(_SELECT_ONE, (request_id,)).fetchone()
+        if row is None:
+            return None
+        values: dict[str, Any] = dict(zip(_FIELDS, row, strict=True))
+        for name in _BOOL_FIELDS:
+            values[name] = bool(values[name])
+        return LedgerEntry(**values)
+
+    def count(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT COUNT(*) FROM requests").fetchone()
+        return int(row[0])
+
+    def spend(self, by: str, since: float | None, until: float | None = None) -> list[SpendRow]:
+        group = _GROUP_SQL[check_grouping(by)]
+        where, params = _time_filter(since, until)
+        order = "grp" if by in _CHRONOLOGICAL else "cost DESC, requests DESC, grp"
+        sql = f"""
+            SELECT {group} AS grp, COUNT(*) AS requests,
+                   SUM(CASE WHEN status >= {ERROR_STATUS} THEN 1 ELSE 0 END),
+                   SUM(input_tokens), SUM(cached_input_tokens), SUM(cache_write_tokens),
+                   SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_nano_usd) AS cost,
+                   AVG(latency_ms), MAX(latency_ms)
+            FROM requests {where} GROUP BY grp ORDER BY {order}
+        """
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [_spend_row(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> SQLiteLedger:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _enable_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """Switch to WAL. SQLite answers SQLITE_BUSY here without calling the busy handler when
+    another process is switching the same fresh file at the same moment, so retry by hand."""
+    deadline = time.monotonic() + busy_timeout_s
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _time_filter(since: float | None, until: float | None) -> tuple[str, list[float]]:
+    clauses: list[str] = []
+    params: list[float] = []
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("ts < ?")
+        params.append(until)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _spend_row(row: tuple[Any, ...]) -> SpendRow:
+    group, requests, errors, inp, cached, written, out, reasoning, cost, avg, peak = row
+    return SpendRow(
+        group=str(group),
+        requests=int(requests),
+        errors=int(errors),
+        input_tokens=int(inp),
+        cached_input_tokens=int(cached),
+        cache_write_tokens=int(written),
+        output_tokens=int(out),
+        reasoning_tokens=int(reasoning),
+        cost_nano_usd=int(cost),
+        avg_latency_ms=float(avg),
+        max_latency_ms=float(peak),
+    )

@@ -1,0 +1,1 @@
+"""Routing: which targets may serve a request, and in what order."""

@@ -1,0 +1,163 @@
+"""The HTTP surface: OpenAI-compatible routes over the :class:`Gateway`, OpenAI-shaped
+errors for everything, and the x-thrifty-* response headers. Handlers stay thin: parse,
+call the gateway, write; no policy lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from thrifty.core.ids import new_request_id
+from thrifty.core.request import ChatRequest
+from thrifty.engine.gateway import Gateway
+from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
+from thrifty.pricing.cost import format_usd
+from thrifty.server.auth import check_master_key
+from thrifty.wire.openai_chat import parse_chat_request
+
+log = logging.getLogger("thrifty.server")
+GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
+_JSON = "application/json"
+
+
+def error_response(exc: ThriftyError, request_id: str) -> web.Response:
+    headers = {"x-thrifty-request-id": request_id, **exc.headers()}
+    if exc.provider:
+        headers["x-thrifty-provider"] = exc.provider
+    return web.Response(body=orjson.dumps(exc.to_openai()), status=exc.status,
+                        headers=headers, content_type=_JSON)
+
+
+class Handlers:
+    def __init__(self, gateway: Gateway) -> None:
+        s = gateway.runtime.settings.server
+        self.gw = gateway
+        self.max_body = s.max_body_bytes
+        self.master_key = s.master_key.get_secret_value().encode() if s.master_key else None
+        self.models_body = orjson.dumps(_models_list(gateway))
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        rid = new_request_id()
+        started = time.time()
+        req: ChatRequest | None = None
+        try:
+            check_master_key(request.headers, self.master_key)
+            req = parse_chat_request(await self._read(request), rid)
+            if req.stream:
+                return await self._stream(request, req, started)
+            reply = await self.gw.complete(req, started=started)
+        except ThriftyError as exc:
+            if req is None or exc.status in (400, 401, 413):
+                self.gw.record_rejection(req, rid, started, exc)
+            return error_response(exc, rid)
+        except Exception:
+            log.exception("unexpected error in request %s", rid)
+            exc2 = ThriftyError("The gateway hit an unexpected error; see its log for "
+                             f"request {rid}")
+            self.gw.record_rejection(req, rid, started, exc2)
+            return error_response(exc2, rid)
+        o = reply.outcome
+        return web.Response(body=reply.body, content_type=_JSON, headers={
+            "x-thrifty-request-id": rid,
+            "x-thrifty-provider": reply.target.provider,
+            "x-thrifty-model": reply.target.upstream_model,
+            "x-thrifty-cost-usd": format_usd(o.cost),
+            "x-thrifty-route": o.route or "direct",
+        })
+
+    async def _read(self, request: web.Request) -> bytes:
+        length = request.content_length
+        if length is not None and length > self.max_body:
+            raise PayloadTooLarge(
+                f"The request body is {length} bytes; this gateway accepts at most "
+                f"{self.max_body}", code="request_too_large")
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(
+                f"The request body is over this gateway's limit of {self.max_body} bytes",
+            ) from None
+
+    async def _stream(
+        self, request: web.Request, req: ChatRequest, started: float
+    ) -> web.StreamResponse:
+        stream = await self.gw.stream(req, started=started)  # raises before the first token
+        resp = web.StreamResponse(status=200, headers={
+            "content-type": "text/event-stream",
+            "cache-control": "no-cache",
+            "x-thrifty-request-id": req.request_id,
+            "x-thrifty-provider": stream.target.provider,
+            "x-thrifty-model": stream.target.upstream_model,
+            "x-thrifty-cost-usd": "pending",
+            "x-thrifty-route": stream.outcome.route or "direct",
+        })
+        events = stream.events()
+        try:
+            await resp.prepare(request)
+            async for data in events:
+                await resp.write(data)
+            await resp.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            await stream.aclose()  # client gone: cut the upstream now, record partial usage
+            raise
+        finally:
+            await events.aclose()
+        return resp
+
+    async def models(self, request: web.Request) -> web.Response:
+        try:
+            check_master_key(request.headers, self.master_key)
+        except ThriftyError as exc:
+            return error_response(exc, new_request_id())
+        return web.Response(body=self.models_body, content_type=_JSON)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        n = len(self.gw.routes)
+        status = 200 if n else 503
+        body = {"status": "ready" if n else "no models configured", "models": n}
+        return web.Response(body=orjson.dumps(body), status=status, content_type=_JSON)
+
+
+def _models_list(gw: Gateway) -> dict[str, Any]:
+    data = []
+    for route in gw.routes.routes():
+        owner = route.targets[0].provider if route.kind == "model" else "thrifty"
+        data.append({"id": route.name, "object": "model", "created": 0, "owned_by": owner})
+    data.sort(key=lambda m: m["id"])
+    return {"object": "list", "data": data}
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    exc = NotFound(f"Unknown path {request.method} {request.path}")
+    return error_response(exc, new_request_id())
+
+
+def build_app(gateway: Gateway) -> web.Application:
+    h = Handlers(gateway)
+    # aiohttp's own body limit stays above ours so that ours answers in the OpenAI shape.
+    app = web.Application(client_max_size=h.max_body + 1)
+    app[GATEWAY] = gateway
+    for prefix in ("/v1", ""):
+        app.router.add_post(f"{prefix}/chat/completions", h.chat)
+        app.router.add_get(f"{prefix}/models", h.models)
+    app.router.add_get("/healthz", h.healthz)
+    app.router.add_get("/readyz", h.readyz)
+    app.router.add_route("*", "/{tail:.*}", _not_found)
+
+    async def on_startup(app: web.Application) -> None:
+        await gateway.start()
+
+    async def on_cleanup(app: web.Application) -> None:
+        await gateway.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

@@ -1,0 +1,67 @@
+"""Running the server: one process, or N pre-forked workers sharing one listening socket
+(the parent only supervises and forwards SIGTERM/SIGINT)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+
+from aiohttp import web
+
+from thrifty.engine.gateway import Gateway
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def run_worker(sock: socket.socket, make_gateway: Callable[[], Gateway]) -> None:
+    _use_uvloop()
+    from thrifty.server.app import build_app
+
+    app = build_app(make_gateway())
+    web.run_app(app, sock=sock, access_log=None, print=None, handle_signals=True,
+                handler_cancellation=True, shutdown_timeout=10)
+
+
+def serve(host: str, port: int, workers: int, make_gateway: Callable[[], Gateway]) -> int:
+    sock = bind(host, port)
+    if workers <= 1:
+        run_worker(sock, make_gateway)
+        return 0
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=run_worker, args=(sock, make_gateway), daemon=False)
+             for _ in range(workers)]
+    for p in procs:
+        p.start()
+
+    def forward(signum: int, frame: object) -> None:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+    sys.stdout.flush()
+    return max((p.exitcode or 0) for p in procs)
