@@ -13,12 +13,11 @@ SDK base URLs: openai ``fake.base_url + "/v1"``; anthropic ``fake.base_url``; go
 from thrifty.fake.faults import ALL_FAULTS, FAULT_HEADER, LATENCY_HEADER
 from thrifty.fake.server import (
     WIRES,
-    FakeStats,
     RunningFake,
-    ServedUsage,
     build_app,
     start_fake,
 )
+from thrifty.fake.stats import FakeStats, ServedUsage
 
 __all__ = [
     "ALL_FAULTS",

@@ -1,5 +1,6 @@
 """The Anthropic Messages wire of the fake provider: ``x-api-key`` and ``anthropic-version``
-checks, request parsing (system, content blocks, tools, ``cache_control``, ``thinking``),
+checks, request parsing (system, content blocks, tools, ``cache_control``, ``thinking``,
+``output_config.format`` structured outputs),
 ``message`` bodies, the ``message_start`` ... ``message_stop`` event stream, and
 ``{"type": "error", ...}`` errors. Usage follows Anthropic: ``input_tokens`` excludes cache
 reads and writes. Shapes only: timing, faults and caching belong to the server.
@@ -22,7 +23,7 @@ from thrifty.fake.brain import Prompt, Reply, ToolSpec
 from thrifty.fake.exchange import Call, Frame, WireError, argument_fragments, sse
 from thrifty.fake.usage import IMAGE_TOKENS, MESSAGE_TOKENS, Segment, text_tokens
 
-MODELS = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1", "claude-3-5-haiku-latest")
+MODELS = ("claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6", "claude-3-5-haiku-latest")
 _STOP = {"stop": "end_turn", "stop_sequence": "stop_sequence", "length": "max_tokens",
          "tool_calls": "tool_use"}
 _PING = sse(b'{"type": "ping"}', "ping")
@@ -49,7 +50,8 @@ def _block_text(block: dict[str, Any]) -> tuple[str, int]:
         inner = block.get("content")
         if isinstance(inner, str):
             return inner, 0
-        parts = [_block_text(b) for b in inner or () if isinstance(b, dict)]
+        blocks = inner if isinstance(inner, list) else []
+        parts = [_block_text(b) for b in blocks if isinstance(b, dict)]
         return "\n".join(t for t, _ in parts), sum(n for _, n in parts)
     return "", 0  # earlier thinking blocks are not billed again
 
@@ -71,6 +73,15 @@ def _reasoning(thinking: Any, max_tokens: int, invalid: Any) -> tuple[str | None
     if budget >= max_tokens:
         raise invalid("`max_tokens` must be greater than `thinking.budget_tokens`.", "thinking")
     return "medium", budget
+
+
+def _output_format(body: dict[str, Any]) -> tuple[str, Any]:
+    """Structured outputs: ``output_config.format`` (or the beta's ``output_format``)."""
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else body.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return "json_schema", fmt.get("schema")
+    return "text", None
 
 
 class AnthropicWire:
@@ -121,6 +132,7 @@ class AnthropicWire:
         self._messages(messages, turns, segments)
         effort, budget = _reasoning(body.get("thinking"), max_tokens, self.invalid)
         stops = body.get("stop_sequences")
+        output, schema = _output_format(body)
         prompt = Prompt(
             model=model,
             turns=tuple(turns),
@@ -129,6 +141,8 @@ class AnthropicWire:
             max_tokens=max_tokens,
             stop=tuple(s for s in stops if isinstance(s, str) and s) if isinstance(
                 stops, list) else (),
+            output=output,
+            schema=schema,
             reasoning=effort,
             reasoning_budget=budget,
         )

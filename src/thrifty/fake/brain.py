@@ -1,12 +1,14 @@
 """Deterministic generation for the fake providers: a reply is a pure function of
 (seed, model, conversation). ``echo:`` replies are exact; other replies are filler sentences
-whose length follows the prompt hash; tools, JSON output, stop sequences, max tokens and
-reasoning follow the request. Vendor wire formats and prompt token accounting live elsewhere
-(``*_wire.py``, ``usage.py``); nothing here does I/O."""
+whose length follows the prompt hash; tools, JSON output (also when a system turn asks for
+it), stop sequences, max tokens and reasoning follow the request. Vendor wire formats and
+prompt token accounting live elsewhere (``*_wire.py``, ``usage.py``); nothing here does I/O.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ _WORDS = (
 _REASONING_MODEL = re.compile(r"(?:^|[^a-z0-9])(?:o1|o3|o4|r1)(?:$|[^a-z0-9])|reasoning|thinking")
 _EFFORT_TOKENS = {"minimal": 16, "low": 64, "medium": 192, "high": 512}
 _PIECE = re.compile(r"\s*\S+")
+_ASKS = re.compile(r"\b(?:respond|reply|answer|return|output)\b", re.IGNORECASE)
+_DECODER = json.JSONDecoder()
 _JSON_PIECE_CHARS = 16
 
 
@@ -171,7 +175,8 @@ def _tool_calls(prompt: Prompt, rng: random.Random, key: str) -> tuple[ToolCall,
     choice = prompt.tool_choice
     if not prompt.tools or choice == "none":
         return ()
-    # "auto" calls a tool for a fresh user turn, and answers in text after a tool result.
+    # "auto" calls a tool for a fresh user turn (unless it is an echo: request, which tests use
+    # to pin the text), and answers in text after a tool result; "required" always calls.
     if choice == "auto" and (prompt.last_role != "user" or _is_echo(prompt)):
         return ()
     if choice not in ("auto", "required"):
@@ -191,13 +196,36 @@ def _tool_calls(prompt: Prompt, rng: random.Random, key: str) -> tuple[ToolCall,
     return tuple(calls)
 
 
+def _instructed_json(prompt: Prompt) -> tuple[str, Any]:
+    """A system turn that asks for JSON is obeyed, as a real model would: ``(output, schema)``
+    where an embedded JSON schema (the object after the word "schema") is followed."""
+    for role, text in prompt.turns:
+        if role != "system" or "JSON" not in text or not _ASKS.search(text):
+            continue
+        at = text.lower().find("schema")
+        start = text.find("{", at) if at >= 0 else -1
+        if start >= 0:
+            try:
+                schema, _ = _DECODER.raw_decode(text, start)
+            except ValueError:
+                schema = None
+            if isinstance(schema, dict):
+                return "json_schema", schema
+        return "json_object", None
+    return "text", None
+
+
 def _draft(prompt: Prompt, rng: random.Random) -> tuple[str, bool]:
-    """The full reply before max_tokens and stop sequences: ``(text, is_json)``."""
+    """The full reply before max_tokens and stop sequences: ``(text, is_json)``. An ``echo:``
+    request wins over JSON output modes, so a test can pin any body it needs."""
     if _is_echo(prompt):
         return prompt.last_user_text.lstrip()[len(ECHO_PREFIX) :].strip(), False
-    if prompt.output == "json_schema" and prompt.schema is not None:
-        return orjson.dumps(sample_value(prompt.schema, rng)).decode(), True
-    if prompt.output in ("json_object", "json_schema"):
+    output, schema = prompt.output, prompt.schema
+    if output == "text":
+        output, schema = _instructed_json(prompt)
+    if output == "json_schema" and schema is not None:
+        return orjson.dumps(sample_value(schema, rng)).decode(), True
+    if output in ("json_object", "json_schema"):
         body = {"answer": filler(rng, rng.randint(6, 14)), "confidence": round(rng.random(), 2)}
         return orjson.dumps(body).decode(), True
     if prompt.last_role == "tool":

@@ -5,7 +5,7 @@ prompt cache and stats; a wire owns only its vendor's shapes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -33,7 +33,6 @@ class Call:
     """Return the reasoning text (Anthropic thinking blocks, Gemini ``includeThoughts``)."""
     serial: int = 0
     """Set by the server: the request's number on this fake, for unique response ids."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class WireError(Exception):

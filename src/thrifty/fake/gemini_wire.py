@@ -101,7 +101,9 @@ class GeminiWire:
         tools = self._tools(body.get("tools"), segments)
         self._system(_get(body, "systemInstruction", "system_instruction"), turns, segments)
         self._contents(contents, turns, segments)
-        config = _get(body, "generationConfig", "generation_config") or {}
+        config = _get(body, "generationConfig", "generation_config")
+        if not isinstance(config, dict):
+            config = {}
         thinking = _get(config, "thinkingConfig", "thinking_config")
         prompt = Prompt(model=model, turns=tuple(turns), tools=tools,
                         tool_choice=self._tool_choice(_get(body, "toolConfig", "tool_config")),
@@ -119,7 +121,7 @@ class GeminiWire:
         for tool in raw:
             decls = _get(tool, "functionDeclarations", "function_declarations") if isinstance(
                 tool, dict) else None
-            for decl in decls or ():
+            for decl in decls if isinstance(decls, list) else ():
                 if not isinstance(decl, dict) or not isinstance(decl.get("name"), str):
                     raise self.invalid("* GenerateContentRequest.tools[0].function_declarations"
                                        "[0].name: Name is required.")
@@ -177,8 +179,9 @@ class GeminiWire:
             system = {"parts": [{"text": system}]}
         if not isinstance(system, dict):
             return
-        text = "\n".join(str(p.get("text", "")) for p in system.get("parts") or ()
-                         if isinstance(p, dict))
+        parts = system.get("parts")
+        text = "\n".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)) if (
+            isinstance(parts, list)) else ""
         turns.append(("system", text))
         segments.append(Segment(orjson.dumps(system), text_tokens(text)))
 

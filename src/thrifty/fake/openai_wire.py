@@ -133,7 +133,8 @@ class OpenAIWire:
             prompt=self._prompt(model, body, turns, tools),
             segments=segments,
             stream=body.get("stream") is True,
-            include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+            include_usage=isinstance(options := body.get("stream_options"), dict)
+            and options.get("include_usage") is True,
         )
 
     def _tools(self, raw: Any) -> tuple[ToolSpec, ...]:
@@ -171,7 +172,8 @@ class OpenAIWire:
                 tools: tuple[ToolSpec, ...]) -> Prompt:
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         stop = body.get("stop")
-        stops = (stop,) if isinstance(stop, str) else tuple(s for s in stop or () if s)
+        stops = (stop,) if isinstance(stop, str) else tuple(
+            s for s in (stop if isinstance(stop, list) else ()) if isinstance(s, str) and s)
         output, schema = _output(body)
         effort = body.get("reasoning_effort")
         return Prompt(

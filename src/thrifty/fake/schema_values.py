@@ -107,7 +107,8 @@ class _Sampler:
         if not isinstance(props, dict) or depth >= _MAX_DEPTH:
             return {}
         required = schema.get("required")
-        required_names = set(required) if isinstance(required, list) else set()
+        required_names = {r for r in required if isinstance(r, str)} if isinstance(
+            required, list) else set()
         out: dict[str, Any] = {}
         for name, sub in props.items():
             # Optional properties appear about half the time, as a model would choose.

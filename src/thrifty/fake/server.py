@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -36,48 +35,14 @@ from thrifty.fake.faults import (
 )
 from thrifty.fake.gemini_wire import GeminiWire
 from thrifty.fake.openai_wire import OpenAIWire
+from thrifty.fake.stats import FakeStats, ServedUsage
 from thrifty.fake.usage import PromptCache
 
-WIRES: dict[str, type[OpenAIWire] | type[AnthropicWire] | type[GeminiWire]] = {
+WIRES: dict[str, Callable[[], Wire]] = {
     "openai": OpenAIWire,
     "anthropic": AnthropicWire,
     "gemini": GeminiWire,
 }
-_OUTCOME = "thrifty_fake_outcome"
-
-
-@dataclass(frozen=True, slots=True)
-class ServedUsage:
-    """The usage a fake reported for one request it served successfully and completely."""
-
-    model: str
-    usage: Usage
-    """In thrifty's conventions (input includes cached tokens, output includes reasoning)."""
-    reported: dict[str, Any]
-    """Exactly the usage object sent, in the vendor's field names."""
-
-
-@dataclass(slots=True)
-class FakeStats:
-    requests: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    """``ok``, ``rejected`` (auth/validation), ``aborted`` (client left), or a fault kind."""
-    served: list[ServedUsage] = field(default_factory=list)
-
-    def reset(self) -> None:
-        self.requests = 0
-        self.outcomes.clear()
-        self.served.clear()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "outcomes": dict(self.outcomes),
-            "served": [
-                {"model": s.model, "usage": asdict(s.usage), "reported": s.reported}
-                for s in self.served
-            ],
-        }
 
 
 @dataclass(slots=True)
@@ -114,6 +79,15 @@ class _Fake:
 
 
 FAKE = web.AppKey("thrifty_fake", _Fake)
+
+
+class _Outcome:
+    """How one request ended; stays ``aborted`` unless a path finishes it."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self) -> None:
+        self.kind = "aborted"
 
 
 def build_app(
@@ -177,10 +151,11 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     task = asyncio.current_task()
     if task is not None:
         fake.tasks.add(task)
+    outcome = _Outcome()
     try:
-        return await _serve(fake, request)
+        return await _serve(fake, request, outcome)
     finally:
-        fake.stats.outcomes[request.get(_OUTCOME, "aborted")] += 1
+        fake.stats.outcomes[outcome.kind] += 1
         if task is not None:
             fake.tasks.discard(task)
 
@@ -190,7 +165,7 @@ def _abort(request: web.Request) -> None:
         request.transport.abort()
 
 
-async def _serve(fake: _Fake, request: web.Request) -> web.StreamResponse:
+async def _serve(fake: _Fake, request: web.Request, outcome: _Outcome) -> web.StreamResponse:
     wire = fake.wire
     headers = wire.headers()
     try:
@@ -207,24 +182,22 @@ async def _serve(fake: _Fake, request: web.Request) -> web.StreamResponse:
         except UnknownFault as exc:
             raise wire.invalid(str(exc)) from None
     except WireError as err:
-        request[_OUTCOME] = "rejected"
+        outcome.kind = "rejected"
         return err.response(headers)
     await _first_byte_delay(fake, request)
     if fault is not None and fault in STATUS_FAULTS:
-        request[_OUTCOME] = fault
+        outcome.kind = fault
         return wire.fault(fault).response(headers)
     if fault in ("timeout", "reset"):
-        request[_OUTCOME] = fault
+        outcome.kind = fault
         if fault == "timeout":
             await asyncio.sleep(fake.timeout_hang_s)
         _abort(request)
         return web.Response()
     call.serial = next(fake.serials)
     reply = think(call.prompt, fake.seed)
-    usage = fake.bill(call, reply)
-    if call.stream:
-        return await _stream(fake, request, call, reply, usage, fault, headers)
-    return await _complete(fake, request, call, reply, usage, fault, headers)
+    job = _Job(request, outcome, call, reply, fake.bill(call, reply), fault, headers)
+    return await (_stream(fake, job) if call.stream else _complete(fake, job))
 
 
 async def _first_byte_delay(fake: _Fake, request: web.Request) -> None:
@@ -237,66 +210,68 @@ async def _first_byte_delay(fake: _Fake, request: web.Request) -> None:
         await asyncio.sleep(delay)
 
 
-async def _complete(
-    fake: _Fake,
-    request: web.Request,
-    call: Call,
-    reply: Reply,
-    usage: Usage,
-    fault: str | None,
-    headers: dict[str, str],
-) -> web.StreamResponse:
-    body = fake.wire.render(call, reply, usage)
-    await fake.pace(reply.output_tokens)  # a non-streamed answer takes as long to generate
-    if fault == "malformed":
-        request[_OUTCOME] = fault
+@dataclass(slots=True)
+class _Job:
+    """A request the fake has decided to answer (possibly with a body fault)."""
+
+    request: web.Request
+    outcome: _Outcome
+    call: Call
+    reply: Reply
+    usage: Usage
+    fault: str | None
+    headers: dict[str, str]
+
+    def served(self, fake: _Fake) -> None:
+        self.outcome.kind = "ok"
+        usage = self.usage
+        fake.stats.served.append(ServedUsage(self.call.model, usage, fake.wire.usage_body(usage)))
+
+
+async def _complete(fake: _Fake, job: _Job) -> web.StreamResponse:
+    body = fake.wire.render(job.call, job.reply, job.usage)
+    await fake.pace(job.reply.output_tokens)  # a non-streamed answer takes as long to generate
+    if job.fault == "malformed":
+        job.outcome.kind = job.fault
         return web.Response(body=body[: len(body) // 2], content_type="application/json",
-                            headers=headers)
-    if fault == "cut":
+                            headers=job.headers)
+    if job.fault == "cut":
         # Promise the whole body, send half, hang up: the client sees a short read.
-        resp = web.StreamResponse(headers={**headers, "content-type": "application/json"})
+        resp = web.StreamResponse(headers={**job.headers, "content-type": "application/json"})
         resp.content_length = len(body)
-        await resp.prepare(request)
+        await resp.prepare(job.request)
         await resp.write(body[: len(body) // 2])
-        request[_OUTCOME] = fault
-        _abort(request)
+        job.outcome.kind = job.fault
+        _abort(job.request)
         return resp
-    request[_OUTCOME] = "ok"
-    fake.stats.served.append(ServedUsage(call.model, usage, fake.wire.usage_body(usage)))
-    return web.Response(body=body, content_type="application/json", headers=headers)
+    job.served(fake)
+    return web.Response(body=body, content_type="application/json", headers=job.headers)
 
 
-async def _stream(
-    fake: _Fake,
-    request: web.Request,
-    call: Call,
-    reply: Reply,
-    usage: Usage,
-    fault: str | None,
-    headers: dict[str, str],
-) -> web.StreamResponse:
-    frames = fake.wire.frames(call, reply, usage)
-    if fault == "cut":
+async def _stream(fake: _Fake, job: _Job) -> web.StreamResponse:
+    frames = fake.wire.frames(job.call, job.reply, job.usage)
+    if job.fault == "cut":
         frames = frames[: max(1, len(frames) // 2)]
-    elif fault == "malformed":
-        frames = [frames[0], Frame(fake.wire.broken_frame(call))]
-    content_type = fake.wire.stream_type(call)
+    elif job.fault == "malformed":
+        frames = [frames[0], Frame(fake.wire.broken_frame(job.call))]
+    content_type = fake.wire.stream_type(job.call)
     resp = web.StreamResponse(
-        headers={**headers, "content-type": content_type, "cache-control": "no-cache"}
+        headers={**job.headers, "content-type": content_type, "cache-control": "no-cache"}
     )
-    await resp.prepare(request)
+    await resp.prepare(job.request)
     try:
         await _write(fake, resp, frames)
-        if fault == "cut":
-            request[_OUTCOME] = fault
-            _abort(request)
+        if job.fault == "cut":
+            job.outcome.kind = job.fault
+            _abort(job.request)
             return resp
         await resp.write_eof()
     except ConnectionError:
         return resp  # the client left mid-stream: counted as aborted, nothing served
-    request[_OUTCOME] = fault or "ok"
-    if fault is None:
-        fake.stats.served.append(ServedUsage(call.model, usage, fake.wire.usage_body(usage)))
+    if job.fault is None:
+        job.served(fake)
+    else:
+        job.outcome.kind = job.fault
     return resp
 
 

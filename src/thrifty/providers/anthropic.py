@@ -5,8 +5,11 @@ Anthropic errors onto the error tree. Pure mapping; no HTTP, retries, keys or pr
 Choices the OpenAI shape forces (each also noted where it is made):
 - ``max_tokens`` is required: the client's value capped at the model's ``max_output``, else
   ``DEFAULT_MAX_TOKENS`` (plus the thinking budget) within the same cap.
-- ``temperature`` is clamped to Anthropic's 0..1 (values are not rescaled).
-- ``response_format`` becomes a short system instruction; the Messages API has no JSON mode.
+- ``temperature`` is clamped to Anthropic's 0..1 (values are not rescaled); with ``top_p``
+  too, only ``temperature`` is sent.
+- ``response_format`` json_schema becomes ``output_config.format`` (structured outputs) on
+  models with the ``json_schema`` capability; json_object and older models get a short
+  system instruction instead.
 - ``reasoning_effort`` becomes extended thinking, unless the catalog says the model cannot
   think, a specific tool is forced, or a tool loop is in progress (see ``_thinking_budget``).
 - seed, presence/frequency penalties, logit_bias and logprobs have no equivalent: dropped.
@@ -57,6 +60,8 @@ from thrifty.providers.openai_shapes import (
 from thrifty.providers.upstream_errors import classify, error_fields, retry_after_seconds, scrub
 
 API_VERSION = "2023-06-01"
+"""Pinned on purpose: 2026-10-21 rejects temperature/top_p at any value, among other changes;
+moving to it is a deliberate change to this module (a target's api_version overrides it)."""
 DEFAULT_MAX_TOKENS = 4096
 """When the client sets no limit. OpenAI means "as much as the model allows", but reserving a
 model's whole output allowance (64k+) on every call inflates Anthropic's rate-limit accounting
@@ -225,12 +230,24 @@ def _json_instruction(response_format: Any) -> str | None:
     return None
 
 
+def _native_schema(response_format: Any, target: Target) -> dict[str, Any] | None:
+    """Structured outputs (``output_config.format``) for models the catalog marks
+    ``json_schema``; others, and plain json_object, get the system instruction."""
+    rf = as_dict(response_format)
+    if rf.get("type") != "json_schema" or "json_schema" not in target.info.capabilities:
+        return None
+    schema = as_dict(rf.get("json_schema")).get("schema")
+    return schema if isinstance(schema, dict) and schema else None
+
+
 def _sampling(body: Mapping[str, Any], out: dict[str, Any], thinking: bool) -> None:
     # Thinking does not combine with temperature or (most) top_p changes: leave both unset.
+    # Claude 4.5 and later reject temperature and top_p together: temperature wins. Models
+    # that reject sampling parameters altogether need drop_params in their provider config.
     temperature = body.get("temperature")
     if isinstance(temperature, int | float) and not thinking:
         out["temperature"] = min(max(float(temperature), 0.0), 1.0)
-    if isinstance(body.get("top_p"), int | float) and not thinking:
+    elif isinstance(body.get("top_p"), int | float) and not thinking:
         out["top_p"] = body["top_p"]
     stops = stop_list(body.get("stop"))
     if stops:
@@ -255,9 +272,13 @@ def build_body(req: ChatRequest, target: Target, *, stream: bool) -> dict[str, A
     if budget:
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
     _sampling(body, out, thinking=bool(budget))
-    instruction = _json_instruction(body.get("response_format"))
-    if instruction:
-        system.append({"type": "text", "text": instruction})
+    native = _native_schema(body.get("response_format"), target)
+    if native is not None:
+        out["output_config"] = {"format": {"type": "json_schema", "schema": native}}
+    else:
+        instruction = _json_instruction(body.get("response_format"))
+        if instruction:
+            system.append({"type": "text", "text": instruction})
     if system:
         out["system"] = system
     if stream:

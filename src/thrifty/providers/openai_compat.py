@@ -42,8 +42,19 @@ def map_params(body: dict[str, Any], target: Target, *, stream: bool) -> dict[st
     if isinstance(rf, dict) and rf.get("type") == "json_schema" and "json_schema" not in (
         target.info.capabilities
     ):
-        out["response_format"] = {"type": "json_object"}
+        _degrade_json_schema(out, rf)
     return out
+
+
+def _degrade_json_schema(out: dict[str, Any], rf: dict[str, Any]) -> None:
+    """A model without structured outputs gets JSON mode plus the schema as an instruction,
+    so the call still works and the answer still aims at the schema."""
+    out["response_format"] = {"type": "json_object"}
+    schema = rf.get("json_schema", {}).get("schema")
+    if isinstance(schema, dict):
+        hint = {"role": "system", "content": "Respond with one JSON object matching this JSON "
+                "schema: " + orjson.dumps(schema).decode()}
+        out["messages"] = [hint, *out["messages"]]
 
 
 def chat_url(target: Target) -> str:

@@ -1,7 +1,8 @@
-"""OpenAI chat shapes shared by the non-OpenAI adapters: reading the parts of an OpenAI
-request they all translate (text parts, data URLs, tool-call arguments, reasoning effort) and
-building the OpenAI ``chat.completion`` / ``chat.completion.chunk`` objects they all return.
-Pure functions over plain dicts; nothing vendor-specific lives here."""
+"""OpenAI chat shapes shared by the adapters of non-OpenAI wires: reading what every one of
+them translates from an OpenAI request (messages folded into alternating turns, text and
+media parts, tool calls and definitions, reasoning effort) and building the OpenAI
+``chat.completion`` / ``chat.completion.chunk`` objects they all return. Pure functions
+over plain dicts; nothing vendor-specific lives here."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def reasoning_budget(body: Mapping[str, Any]) -> int:
     effort = body.get("reasoning_effort")
     if effort is None:
         return 0
-    if effort not in REASONING_BUDGETS:
+    if not isinstance(effort, str) or effort not in REASONING_BUDGETS:
         raise InvalidRequest(
             f"reasoning_effort must be one of {', '.join(REASONING_BUDGETS)}",
             param="reasoning_effort",
