@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,8 +161,7 @@ def main() -> int:
     procs = []
     try:
         fake = subprocess.Popen([sys.executable, "-m", "thrifty.cli.main", "fake-provider",
-                                 "--wire", "openai", "--port", str(fake_port),
-                                 "--tokens-per-s", "0"], env=env)
+                                 "--wire", "openai", "--port", str(fake_port)], env=env)
         procs.append(fake)
         wait_port(fake_port)
         t0 = time.monotonic()

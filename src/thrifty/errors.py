@@ -31,6 +31,7 @@ class ThriftyError(Exception):
     status: int = 500
     type: str = "server_error"
     code: str | None = "internal_error"
+    """OpenAI-style machine-readable code; ``None`` where OpenAI sends null."""
     retryable: bool = False
 
     def __init__(
@@ -71,7 +72,7 @@ class ThriftyError(Exception):
 class ClientError(ThriftyError):
     status = 400
     type = "invalid_request_error"
-    code = None
+    code: str | None = None
 
 
 class InvalidRequest(ClientError):

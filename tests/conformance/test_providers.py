@@ -10,11 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 from openai import AsyncOpenAI
-
 from tests.conftest import FAKE_KEYS, Fakes, GatewayFactory, RunningGateway, standard_config
+
 from thrifty.core.usage import usage_from_openai
 from thrifty.pricing.cost import compute_cost, to_nano_usd
 from thrifty.pricing.price import Price

@@ -16,15 +16,16 @@ from thrifty.config.load import parse_settings
 from thrifty.config.resolve import resolve
 from thrifty.engine.gateway import Gateway
 from thrifty.fake import RunningFake, start_fake
-from thrifty.ledger.sqlite import SQLiteLedger
 from thrifty.ledger.spend import spend_table
+from thrifty.ledger.sqlite import SQLiteLedger
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.pricing.catalog import load_catalog
 from thrifty.server.app import build_app
 
 _KEY = "demo-key-not-secret"
 _LONG_CONTEXT = " ".join(
-    f"Policy clause {i}: refunds are processed within {i % 9 + 2} business days." for i in range(400)
+    f"Policy clause {i}: refunds are processed within {i % 9 + 2} business days."
+    for i in range(400)
 )
 _WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",
@@ -113,6 +114,8 @@ async def run_demo(n: int, db: str | None, *, quiet: bool = False) -> int:
     from openai import AsyncOpenAI, NotFoundError
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 132))
     tmp = None if db else tempfile.TemporaryDirectory(prefix="thrifty-demo-")
     db_path = db or str(Path(tmp.name if tmp else ".") / "ledger.db")
     models = pick_models()
@@ -143,9 +146,10 @@ async def run_demo(n: int, db: str | None, *, quiet: bool = False) -> int:
             async with sem:
                 text, cost = await _send(client, body)
             if not quiet:
-                kind = "stream" if body.get("stream") else "json"
-                console.print(f"  {i:>3} {body['model']:<28} {kind:<6} ${cost:<14} "
-                              f"{text[:48]!r}", highlight=False, markup=False)
+                kind = "stream" if body.get("stream") else "once"
+                console.print(f"  {i:>3} {body['model']:<22} {kind:<6} ${cost:<12} "
+                              f"{text[:60]!r}", highlight=False, markup=False, no_wrap=True,
+                              overflow="ellipsis")
 
         await asyncio.gather(*(one(i, b) for i, b in enumerate(workload(models, n))))
         try:

@@ -22,14 +22,14 @@ class Strict(BaseModel):
 
 class ServerConfig(Strict):
     host: str = "127.0.0.1"
-    port: int = Field(4000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64)
-    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    port: int = Field(default=4000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     master_key: SecretStr | None = None
     """Defaults to THRIFTY_MASTER_KEY; required when host is not loopback."""
-    connect_timeout_s: float = Field(10.0, gt=0)
-    first_token_timeout_s: float = Field(120.0, gt=0)
-    request_timeout_s: float = Field(600.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    first_token_timeout_s: float = Field(default=120.0, gt=0)
+    request_timeout_s: float = Field(default=600.0, gt=0)
 
 
 class ProviderConfig(Strict):
@@ -44,8 +44,8 @@ class ProviderConfig(Strict):
 class PriceConfig(Strict):
     input: Decimal = Field(ge=0)
     output: Decimal = Field(ge=0)
-    cached_input: Decimal | None = Field(None, ge=0)
-    cache_write: Decimal | None = Field(None, ge=0)
+    cached_input: Decimal | None = Field(default=None, ge=0)
+    cache_write: Decimal | None = Field(default=None, ge=0)
 
 
 class ModelConfig(Strict):
@@ -55,8 +55,8 @@ class ModelConfig(Strict):
     deployment: str | None = None
     price: PriceConfig | Literal[0] | None = None
     """Overrides the catalog; ``0`` declares a free (self-hosted) model."""
-    context_window: int | None = Field(None, gt=0)
-    max_output: int | None = Field(None, gt=0)
+    context_window: int | None = Field(default=None, gt=0)
+    max_output: int | None = Field(default=None, gt=0)
     capabilities: list[str] | None = None
 
 
@@ -70,12 +70,12 @@ class PricingConfig(Strict):
 
 
 class Settings(Strict):
-    server: ServerConfig = Field(default_factory=ServerConfig)
+    server: ServerConfig = Field(default_factory=lambda: ServerConfig())
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     aliases: dict[str, list[str]] = Field(default_factory=dict)
-    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
-    pricing: PricingConfig = Field(default_factory=PricingConfig)
+    ledger: LedgerConfig = Field(default_factory=lambda: LedgerConfig())
+    pricing: PricingConfig = Field(default_factory=lambda: PricingConfig())
 
     @field_validator("aliases")
     @classmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -193,7 +193,7 @@ class GatewayStream:
         assert self.outcome.target is not None
         return self.outcome.target
 
-    async def events(self) -> AsyncIterator[bytes]:
+    async def events(self) -> AsyncGenerator[bytes, None]:
         req = self.outcome.req
         usage_chunk: dict[str, Any] | None = None
         try:

@@ -127,7 +127,7 @@ class Handlers:
 
 
 def _models_list(gw: Gateway) -> dict[str, Any]:
-    data = []
+    data: list[dict[str, Any]] = []
     for route in gw.routes.routes():
         owner = route.targets[0].provider if route.kind == "model" else "thrifty"
         data.append({"id": route.name, "object": "model", "created": 0, "owned_by": owner})
