@@ -78,6 +78,51 @@ class Gateway:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # -- library use -----------------------------------------------------------------------
+
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An OpenAI chat-completions body in, the response body out (with its ``thrifty``
+        cost object), validated exactly as the server validates it. Errors raise the
+        :mod:`thrifty.errors` tree.
+
+            async with Gateway.from_config("thrifty.yaml") as gw:
+                reply = await gw.chat({"model": "gpt-4o-mini", "messages": [...]})
+        """
+        req = self._parse(body, stream=False)
+        reply = await self.complete(req)
+        result: dict[str, Any] = orjson.loads(reply.body)
+        return result
+
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """Stream a chat completion as OpenAI chunk dicts (the final one carries usage and
+        the ``thrifty`` cost object)."""
+        req = self._parse({**body, "stream": True,
+                           "stream_options": {"include_usage": True}}, stream=True)
+        stream = await self.stream(req)
+        events = stream.events()
+        try:
+            async for data in events:
+                for line in data.split(b"\n\n"):
+                    if line.startswith(b"data: {"):
+                        yield orjson.loads(line[6:])
+        finally:
+            await events.aclose()
+
+    def _parse(self, body: dict[str, Any], *, stream: bool) -> ChatRequest:
+        from thrifty.core.ids import new_request_id
+        from thrifty.errors import InvalidRequest
+        from thrifty.wire.openai_chat import parse_chat_request
+
+        rid = new_request_id()
+        try:
+            if bool(body.get("stream")) != stream:
+                raise InvalidRequest("use chat_stream() for stream=true and chat() otherwise",
+                                     param="stream")
+            return parse_chat_request(orjson.dumps(body), rid)
+        except InvalidRequest as exc:
+            self.record_rejection(None, rid, self.clock.now(), exc)
+            raise
+
     # -- non-streaming ---------------------------------------------------------------------
 
     async def complete(self, req: ChatRequest, *, started: float | None = None) -> GatewayReply:

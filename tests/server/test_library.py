@@ -1,0 +1,36 @@
+"""``thrifty.Gateway`` as a library, without the HTTP server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.conftest import Fakes, standard_config
+
+import thrifty
+from thrifty.config.load import parse_settings
+from thrifty.config.resolve import resolve
+from thrifty.engine.gateway import open_ledger
+from thrifty.errors import InvalidRequest, ModelNotFound
+
+
+async def test_chat_and_chat_stream(fakes: Fakes, tmp_path: Path) -> None:
+    runtime = resolve(parse_settings(standard_config(fakes, tmp_path / "l.db"), origin="t"))
+    async with thrifty.Gateway(runtime, ledger=open_ledger(runtime)) as gw:
+        reply = await gw.chat({"model": "an-haiku",
+                               "messages": [{"role": "user", "content": "echo: library"}]})
+        assert reply["choices"][0]["message"]["content"] == "library"
+        assert float(reply["thrifty"]["cost_usd"]) > 0
+        chunks = [c async for c in gw.chat_stream(
+            {"model": "ge-flash", "messages": [{"role": "user", "content": "echo: streamed"}]})]
+        text = "".join(c["choices"][0]["delta"].get("content") or ""
+                       for c in chunks if c["choices"])
+        assert text == "streamed"
+        assert chunks[-1]["usage"]["completion_tokens"] > 0 and "thrifty" in chunks[-1]
+        with pytest.raises(ModelNotFound):
+            await gw.chat({"model": "nope", "messages": [{"role": "user", "content": "x"}]})
+        with pytest.raises(InvalidRequest):
+            await gw.chat({"model": "an-haiku", "messages": "x"})
+        assert gw.ledger is not None
+        await gw.ledger.flush()
+        assert gw.ledger.store.count() == 4
