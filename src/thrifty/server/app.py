@@ -44,23 +44,24 @@ class Handlers:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         rid = new_request_id()
         started = time.time()
-        req: ChatRequest | None = None
         try:
             check_master_key(request.headers, self.master_key)
             req = parse_chat_request(await self._read(request), rid)
+        except ThriftyError as exc:  # refused before routing: the gateway never saw it
+            self.gw.record_rejection(None, rid, started, exc)
+            return error_response(exc, rid)
+        try:
             if req.stream:
                 return await self._stream(request, req, started)
             reply = await self.gw.complete(req, started=started)
-        except ThriftyError as exc:
-            if req is None or exc.status in (400, 401, 413):
-                self.gw.record_rejection(req, rid, started, exc)
+        except ThriftyError as exc:  # the gateway has already written its ledger row
             return error_response(exc, rid)
         except Exception:
             log.exception("unexpected error in request %s", rid)
-            exc2 = ThriftyError("The gateway hit an unexpected error; see its log for "
-                             f"request {rid}")
-            self.gw.record_rejection(req, rid, started, exc2)
-            return error_response(exc2, rid)
+            internal = ThriftyError("The gateway hit an unexpected error; see its log for "
+                                    f"request {rid}")
+            self.gw.record_rejection(req, rid, started, internal)
+            return error_response(internal, rid)
         o = reply.outcome
         return web.Response(body=reply.body, content_type=_JSON, headers={
             "x-thrifty-request-id": rid,
