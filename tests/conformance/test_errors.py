@@ -146,7 +146,7 @@ async def test_alias_falls_back_invisibly_before_first_token(
         await client.close()
     assert text == "saved"
     assert raw.headers["x-thrifty-provider"] == "openai"
-    assert raw.headers["x-thrifty-route"] == "alias:with-fallback"
+    assert raw.headers["x-thrifty-route"] == "alias:with-fallback;fallback"
     rows = await gw.ledger_rows()
     assert len(rows) == 1 and rows[0]["status"] == 200 and rows[0]["provider"] == "openai"
 

@@ -18,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spend": ("spend", "summarise the ledger"),
     "check-config": ("check_config", "validate a config file without starting"),
     "fake-provider": ("fake_provider", "serve a fake LLM provider on 127.0.0.1"),
+    "route": ("route", "explain how a request would be routed"),
+    "router": ("router", "train and inspect learned routers"),
+    "bench": ("bench", "offline benchmarks (routing replay)"),
 }
 
 

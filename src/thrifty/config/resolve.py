@@ -14,6 +14,10 @@ from thrifty.pricing.catalog import Catalog, load_catalog
 from thrifty.pricing.price import CAPABILITIES, ModelInfo, Price
 from thrifty.providers.base import Target
 from thrifty.providers.vendors import VENDORS, Vendor
+from thrifty.routing.build import build_policy
+from thrifty.routing.composite import Rules, targets_for
+from thrifty.routing.defaults import shipped_auto_route
+from thrifty.routing.policies import Direct, Fallback
 from thrifty.routing.table import Route, RouteTable
 
 _DEFAULT_CONTEXT = 8192
@@ -55,18 +59,35 @@ def resolve(settings: Settings, *, base_dir: Path | None = None) -> Runtime:
             qualified = f"{prov.name}/{target.upstream_model}"
             targets.setdefault(qualified, replace(target, model=qualified))
             targets.setdefault(target.upstream_model, target)
-    routes = {name: Route(name, "model", (t,)) for name, t in targets.items()}
-    for alias, members in settings.aliases.items():
-        if alias in routes:
+    routes = {name: Route(name, "model", (t,), Direct(t))
+              for name, t in targets.items()}
+    table = RouteTable(routes)
+    aliases = dict(settings.aliases)
+    if "auto" not in aliases and "auto" not in routes:
+        shipped = shipped_auto_route(targets)
+        if shipped is not None:
+            aliases["auto"] = shipped
+    for alias, spec in aliases.items():
+        if alias in targets:
             raise ConfigError(f"aliases.{alias}: the name is already a model; pick another")
-        missing = [m for m in members if m not in targets]
-        if missing:
-            raise ConfigError(
-                f"aliases.{alias}: unknown model(s) {', '.join(missing)}; "
-                "each must be a model name this gateway serves (see `thrifty models`)"
-            )
-        routes[alias] = Route(alias, "alias", tuple(targets[m] for m in members))
-    return Runtime(settings, providers, RouteTable(routes), catalog, tuple(notes))
+        if isinstance(spec, list):
+            members = targets_for(spec, targets, f"aliases.{alias}")
+            routes[alias] = Route(alias, "alias", members, Fallback(members))
+        else:
+            policy, used = build_policy(alias, spec, targets, table, base_dir=base_dir)
+            routes[alias] = Route(alias, "alias", used, policy)
+    for name, route in routes.items():  # rules may delegate to routes defined after them
+        _check_delegations(name, route, routes)
+    return Runtime(settings, providers, table, catalog, tuple(notes))
+
+
+def _check_delegations(name: str, route: Route, routes: Mapping[str, Route]) -> None:
+    policy = route.policy
+    if isinstance(policy, Rules):
+        for rule in policy.rules.rules:
+            if rule.route is not None and rule.route not in routes:
+                raise ConfigError(f"aliases.{name}.rules: rule delegates to unknown route "
+                                  f"{rule.route!r}")
 
 
 def _relative(path: str, base_dir: Path | None) -> Path:

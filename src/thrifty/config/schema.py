@@ -4,6 +4,7 @@
     providers: {name: {vendor, base_url, api_key, api_version, headers}}
     models:    {public name: {provider, model, deployment, price, context_window, ...}}
     aliases:   {alias: [model, ...]}        # first is the primary, the rest its fallbacks
+               {alias: {policy, models, tiers, rules, router, constraints, ...}}
     ledger:    {backend, path}
     pricing:   {catalogs: [file, ...]}
 """
@@ -39,6 +40,8 @@ class ProviderConfig(Strict):
     api_key: SecretStr | None = None
     api_version: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    region: str | None = None
+    """Data-region tag for routing constraints (``eu``, ``us``)."""
 
 
 class PriceConfig(Strict):
@@ -60,6 +63,47 @@ class ModelConfig(Strict):
     capabilities: list[str] | None = None
 
 
+PolicyName = Literal["fallback", "weighted", "least-latency", "least-busy", "lowest-cost",
+                     "effective-cost", "rules", "cascade", "learned"]
+
+
+class ConstraintsConfig(Strict):
+    providers: list[str] | None = None
+    regions: list[str] | None = None
+    require: list[str] = Field(default_factory=list)
+    """Capabilities every target must have (tools, vision, json_schema, ...)."""
+
+
+class TierConfig(Strict):
+    models: list[str] = Field(default_factory=list)
+    """Called together; several models in one tier answer in parallel (for agreement)."""
+    any_of: list[str] = Field(default_factory=list)
+    """Preference list: the first ``pick`` models of it this gateway serves are used."""
+    pick: int = Field(default=1, ge=1)
+    checks: list[str | dict[str, object]] = Field(default_factory=list)
+
+
+class RouteConfig(Strict):
+    """An alias with a routing policy (``aliases: {auto: {policy: cascade, ...}}``)."""
+
+    policy: PolicyName = "fallback"
+    models: list[str] = Field(default_factory=list)
+    weights: dict[str, float] = Field(default_factory=dict)
+    constraints: ConstraintsConfig = Field(default_factory=lambda: ConstraintsConfig())
+    latency_budget_ms: float | None = Field(default=None, gt=0)
+    latency_price_usd_per_s: float = Field(default=0.0, ge=0)
+    tiers: list[TierConfig] = Field(default_factory=list)
+    rules: list[dict[str, object]] = Field(default_factory=list)
+    router: str | None = None
+    """Learned policy: a directory written by ``thrifty router train``."""
+    quality_floor: float | None = Field(default=None, ge=0, le=1)
+    lam: float | None = Field(default=None, ge=0)
+    """Learned policy: maximise predicted quality - lam x expected USD (per million)."""
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    """Learned policy with a strong/weak pair: strong when its score >= threshold."""
+    description: str = ""
+
+
 class LedgerConfig(Strict):
     backend: Literal["sqlite", "none"] = "sqlite"
     path: str = "thrifty.db"
@@ -73,14 +117,16 @@ class Settings(Strict):
     server: ServerConfig = Field(default_factory=lambda: ServerConfig())
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
-    aliases: dict[str, list[str]] = Field(default_factory=dict)
+    aliases: dict[str, list[str] | RouteConfig] = Field(default_factory=dict)
     ledger: LedgerConfig = Field(default_factory=lambda: LedgerConfig())
     pricing: PricingConfig = Field(default_factory=lambda: PricingConfig())
 
     @field_validator("aliases")
     @classmethod
-    def _aliases_not_empty(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for name, targets in value.items():
-            if not targets:
+    def _aliases_not_empty(
+        cls, value: dict[str, list[str] | RouteConfig]
+    ) -> dict[str, list[str] | RouteConfig]:
+        for name, route in value.items():
+            if isinstance(route, list) and not route:
                 raise ValueError(f"alias {name!r} lists no models; give at least one")
         return value

@@ -16,6 +16,13 @@ class RequestOptions:
     metadata: dict[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     timeout_s: float | None = None
+    quality_floor: float | None = None
+    """Routing: the lowest predicted quality (0-1) a learned route may accept."""
+    max_cost_usd: float | None = None
+    """Routing: models expected to cost more than this for the request are excluded."""
+    latency_budget_ms: float | None = None
+    policy: str | None = None
+    """Routing: use this policy (or route) instead of the route's own."""
 
 
 @dataclass(slots=True)

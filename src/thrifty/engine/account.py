@@ -7,68 +7,54 @@ never silently priced at $0."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from thrifty.core.request import ChatRequest
 from thrifty.core.usage import Usage
+from thrifty.engine.calls import Call, Trace, total_usage
 from thrifty.ledger.entry import LedgerEntry
-from thrifty.pricing.cost import compute_cost, format_usd, to_nano_usd
+from thrifty.pricing.cost import format_usd, to_nano_usd
 from thrifty.providers.base import Target
-
-_CHARS_PER_TOKEN = 4
-_TOKENS_PER_MESSAGE = 3
-_TOKENS_PER_IMAGE = 85
-
-
-def estimate_prompt_tokens(body: dict[str, Any]) -> int:
-    """A deliberately simple estimate (about 4 characters a token, like cl100k on English)."""
-    chars = 0
-    tokens = 0
-    for msg in body.get("messages") or ():
-        tokens += _TOKENS_PER_MESSAGE
-        content = msg.get("content") if isinstance(msg, dict) else None
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict):
-                    if part.get("type") == "text":
-                        chars += len(str(part.get("text", "")))
-                    else:
-                        tokens += _TOKENS_PER_IMAGE
-    return tokens + chars // _CHARS_PER_TOKEN
-
-
-def estimate_usage(req: ChatRequest, output_chars: int) -> Usage:
-    return Usage(
-        input_tokens=estimate_prompt_tokens(req.body),
-        output_tokens=(output_chars + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN,
-    )
 
 
 @dataclass(slots=True)
 class Outcome:
-    """What happened to one request, as the gateway saw it."""
+    """What happened to one request, as the gateway saw it: every upstream call it made,
+    which one's answer the client got, and why."""
 
     req: ChatRequest
     started: float
     """Wall-clock arrival time."""
     status: int
-    target: Target | None = None
-    usage: Usage | None = None
-    usage_estimated: bool = False
+    route: str | None = None
+    calls: list[Call] = field(default_factory=list)
+    accepted: Call | None = None
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     error_code: str | None = None
-    route: str | None = None
+    trace: Trace = field(default_factory=Trace)
+
+    @property
+    def target(self) -> Target | None:
+        if self.accepted is not None:
+            return self.accepted.target
+        return self.calls[-1].target if self.calls else None
+
+    @property
+    def usage(self) -> Usage | None:
+        return total_usage(self.calls)
+
+    @property
+    def usage_estimated(self) -> bool:
+        return any(c.usage_estimated for c in self.calls)
 
     @property
     def cost(self) -> Decimal:
-        if self.usage is None or self.target is None:
-            return Decimal(0)
-        return compute_cost(self.usage, self.target.info.price)
+        return sum((c.cost for c in self.calls), Decimal(0))
 
 
 def ledger_entry(o: Outcome) -> LedgerEntry:
@@ -94,18 +80,27 @@ def ledger_entry(o: Outcome) -> LedgerEntry:
         ttft_ms=o.ttft_ms,
         error_type=o.error_code,
         route=o.route,
-        usage_known=o.usage is not None and not o.usage_estimated,
+        usage_known=bool(o.calls) and not o.usage_estimated and o.usage is not None,
+        trace=orjson.dumps(o.trace.to_json(o.calls)).decode() if o.calls else None,
+        calls=len(o.calls),
     )
 
 
 def cost_extension(o: Outcome) -> dict[str, Any]:
     """The ``thrifty`` object added to responses and to the final usage chunk."""
+    t = o.target
     ext: dict[str, Any] = {
         "request_id": o.req.request_id,
-        "provider": o.target.provider if o.target else None,
-        "model": o.target.upstream_model if o.target else None,
+        "provider": t.provider if t else None,
+        "model": t.upstream_model if t else None,
         "cost_usd": format_usd(o.cost),
+        "route": o.route,
     }
+    if len(o.calls) > 1:  # fallbacks or cascade tiers: what all of them billed together
+        ext["calls"] = len(o.calls)
+        total = o.usage
+        if total is not None:
+            ext["billed_usage"] = total.to_openai()
     if o.usage_estimated:
         ext["usage_estimated"] = True
     return ext

@@ -1,19 +1,20 @@
 """The gateway: the request flow top to bottom, free of any web framework.
 
-    resolve route -> for each target: execute (attempt) -> account -> ledger
+    plan (route + policy) -> execute (fallback attempts or cascade tiers) -> account -> ledger
 
 ``complete`` answers a non-streaming request; ``stream`` opens a streaming one and returns
 a :class:`GatewayStream` whose ``events()`` yields ready-to-send SSE bytes. Before the first
-token a failing target is replaced by the route's next one, invisibly; after it, the stream
+token a failing target is replaced by the plan's next one, invisibly; after it, the stream
 ends with an OpenAI-style error event. Every request, whatever happens, becomes exactly one
-ledger row.
+ledger row carrying every upstream call it made.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,17 +23,24 @@ import orjson
 from thrifty.config.load import load_settings
 from thrifty.config.resolve import Runtime, resolve
 from thrifty.core.clock import Clock, SystemClock
+from thrifty.core.estimate import estimate_usage
 from thrifty.core.request import ChatRequest
-from thrifty.engine.account import Outcome, cost_extension, estimate_usage, ledger_entry
+from thrifty.core.response import Completion
+from thrifty.engine.account import Outcome, cost_extension, ledger_entry
+from thrifty.engine.calls import Call
+from thrifty.engine.cascade import CascadeRunner
 from thrifty.engine.execute import Executor, OpenStream
+from thrifty.engine.feedback import FeedbackBook, Pending
+from thrifty.engine.planner import plan_request, route_summary
+from thrifty.engine.streaming import CLIENT_CLOSED, CompletionStream, GatewayStream
 from thrifty.errors import ThriftyError
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.providers.base import Target
 from thrifty.providers.transport import Deadlines, Transport
+from thrifty.routing.policy import Plan
+from thrifty.routing.stats import RouterStats
 
 log = logging.getLogger("thrifty.gateway")
-_DONE = b"data: [DONE]\n\n"
-CLIENT_CLOSED = 499
 T = TypeVar("T")
 
 
@@ -43,14 +51,20 @@ class Gateway:
         *,
         ledger: LedgerWriter | None = None,
         transport: Transport | None = None,
+        executor: Executor | None = None,
         clock: Clock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.runtime = runtime
         self.routes = runtime.routes
         self.ledger = ledger
         self.transport = transport or Transport()
-        self.executor = Executor(self.transport)
+        self.executor = executor or Executor(self.transport)
         self.clock: Clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.stats = RouterStats()
+        self.cascades = CascadeRunner(self)
+        self.feedback_book = FeedbackBook()
         s = runtime.settings.server
         self.deadlines = Deadlines(s.connect_timeout_s, s.first_token_timeout_s,
                                    s.request_timeout_s)
@@ -65,6 +79,11 @@ class Gateway:
     async def start(self) -> None:
         if self.ledger is not None:
             await self.ledger.start()
+        if any(getattr(getattr(r.policy, "rules", None), "needs_language", False)
+               for r in self.routes.routes()):
+            from thrifty.routing.language import default_detector
+
+            default_detector()  # load the model now, not on the first request
 
     async def close(self) -> None:
         await self.transport.close()
@@ -123,78 +142,118 @@ class Gateway:
             self.record_rejection(None, rid, self.clock.now(), exc)
             raise
 
-    # -- non-streaming ---------------------------------------------------------------------
+    # -- the flow --------------------------------------------------------------------------
 
     async def complete(self, req: ChatRequest, *, started: float | None = None) -> GatewayReply:
         outcome = Outcome(req, self.clock.now() if started is None else started, status=200)
         t0 = self.clock.monotonic()
         deadlines = self._deadlines(req)
-        completion = await self._first_success(
-            outcome, t0, lambda t: self.executor.complete(req, t, deadlines)
-        )
-        outcome.usage = completion.usage
-        if outcome.usage is None:  # the vendor sent no usage: estimate, never $0
-            outcome.usage = estimate_usage(req, _completion_chars(completion.body))
-            outcome.usage_estimated = True
+        async with self._accounted(outcome, t0):
+            plan = self._plan(outcome)
+            if plan.mode == "cascade":
+                completion, call = await self.cascades.complete(plan, outcome, deadlines)
+            else:
+                completion, call = await self.attempt_in_order(
+                    plan.tiers_targets(), 0, outcome,
+                    lambda t: self.executor.complete(req, t, deadlines))
+        outcome.accepted = call
         outcome.latency_ms = (self.clock.monotonic() - t0) * 1000
         outcome.ttft_ms = outcome.latency_ms
         body = completion.body
         body["thrifty"] = cost_extension(outcome)
-        self._record(outcome)
+        self.record(outcome)
         return GatewayReply(outcome, orjson.dumps(body))
-
-    # -- streaming -------------------------------------------------------------------------
 
     async def stream(self, req: ChatRequest, *, started: float | None = None) -> GatewayStream:
         outcome = Outcome(req, self.clock.now() if started is None else started, status=200)
         t0 = self.clock.monotonic()
         deadlines = self._deadlines(req)
-        opened = await self._first_success(
-            outcome, t0, lambda t: self.executor.open_stream(req, t, deadlines)
-        )
+        source: OpenStream | CompletionStream
+        async with self._accounted(outcome, t0):
+            plan = self._plan(outcome)
+            if plan.mode == "cascade":
+                source, call = await self.cascades.stream(plan, outcome, deadlines)
+            else:
+                source, call = await self.attempt_in_order(
+                    plan.tiers_targets(), 0, outcome,
+                    lambda t: self.executor.open_stream(req, t, deadlines), streaming=True)
+        outcome.accepted = call
         outcome.ttft_ms = (self.clock.monotonic() - t0) * 1000
-        return GatewayStream(self, outcome, opened, t0)
+        return GatewayStream(outcome, call, source, t0, self.clock.monotonic, self.record)
 
-    # -- shared ----------------------------------------------------------------------------
+    def _plan(self, outcome: Outcome) -> Plan:
+        route, plan = plan_request(outcome.req, self.routes, self.stats, self.rng, self.clock)
+        outcome.route = route_summary(route, plan)
+        outcome.trace.plan = plan.to_json()
+        if plan.router is not None:  # a learned route: keep the prompt for feedback
+            self.feedback_book.remember(outcome.req.request_id, Pending(
+                plan.prompt, plan.tiers[0].targets[0].model, route.name, plan.router))
+        return plan
 
-    async def _first_success(
-        self, outcome: Outcome, t0: float, attempt: Callable[[Target], Awaitable[T]]
-    ) -> T:
-        """Try the route's targets in order; a retryable upstream failure moves on to the
-        next one (full retry and breaker policy belongs to the resilience layer)."""
+    async def feedback(self, request_id: str, score: float) -> dict[str, Any]:
+        """Store a client's score for a request and refine the learned route behind it."""
+        pending = self.feedback_book.apply(request_id, score)
+        stored = False
+        if self.ledger is not None and hasattr(self.ledger.store, "add_feedback"):
+            await asyncio.to_thread(
+                self.ledger.store.add_feedback, request_id, self.clock.now(), score,
+                pending.model if pending else None, pending.route if pending else None)
+            stored = True
+        return {"request_id": request_id, "stored": stored, "router_updated": bool(pending),
+                "model": pending.model if pending else None}
+
+    # -- attempts --------------------------------------------------------------------------
+
+    async def attempt(self, target: Target, tier: int, outcome: Outcome,
+                      fn: Callable[[Target], Awaitable[T]], *, streaming: bool = False
+                      ) -> tuple[T, Call]:
+        """One upstream call, recorded as a :class:`Call` (priced, timed, in the stats)."""
+        call = Call(target, tier)
+        outcome.calls.append(call)
+        key = target.key
+        self.stats.started(key)
+        t0 = self.clock.monotonic()
         try:
-            route = self.routes.resolve(outcome.req.model)
-            outcome.route = route.label
-            last = len(route.targets) - 1
-            for i, target in enumerate(route.targets):
-                outcome.target = target
-                try:
-                    return await attempt(target)
-                except ThriftyError as exc:
-                    if i == last or not (exc.retryable and exc.provider is not None):
-                        raise
-                    log.info("falling back from %s: %s", target.provider, exc.code)
-            raise AssertionError("a route always has a target")
+            result = await fn(target)
         except ThriftyError as exc:
-            self._fail(outcome, t0, exc.status, exc.code)
+            call.status, call.error_code = exc.status, exc.code
+            call.latency_ms = (self.clock.monotonic() - t0) * 1000
+            self.stats.record(key, ok=False, latency_ms=call.latency_ms)
             raise
-        except asyncio.CancelledError:  # the client went away mid-request
-            self._fail(outcome, t0, CLIENT_CLOSED, "client_closed")
-            raise
+        finally:
+            self.stats.finished(key)
+        call.latency_ms = (self.clock.monotonic() - t0) * 1000
+        if isinstance(result, Completion):
+            call.usage = result.usage
+            if call.usage is None:  # the vendor sent no usage: estimate, never $0
+                call.usage = estimate_usage(outcome.req, _completion_chars(result.body))
+                call.usage_estimated = True
+            self.stats.record(key, ok=True, latency_ms=call.latency_ms,
+                              output_tokens=call.usage.output_tokens)
+        elif streaming:
+            self.stats.record(key, ok=True, latency_ms=call.latency_ms,
+                              ttft_ms=call.latency_ms)
+        return result, call
 
-    def _fail(self, outcome: Outcome, t0: float, status: int, code: str | None) -> None:
-        outcome.status = status
-        outcome.error_code = code
-        outcome.latency_ms = (self.clock.monotonic() - t0) * 1000
-        self._record(outcome)
+    async def attempt_in_order(self, targets: Sequence[Target], tier: int, outcome: Outcome,
+                               fn: Callable[[Target], Awaitable[T]], *, streaming: bool = False
+                               ) -> tuple[T, Call]:
+        """Try targets in order; a retryable upstream failure moves on to the next one
+        (full retry and breaker policy belongs to the resilience layer)."""
+        last = len(targets) - 1
+        for i, target in enumerate(targets):
+            try:
+                return await self.attempt(target, tier, outcome, fn, streaming=streaming)
+            except ThriftyError as exc:
+                if i == last or not (exc.retryable and exc.provider is not None):
+                    raise
+                log.info("falling back from %s: %s", target.provider, exc.code)
+        raise AssertionError("a plan always has a target")
 
-    def record_rejection(self, req: ChatRequest | None, request_id: str, started: float,
-                         exc: ThriftyError) -> None:
-        """A request refused before routing (auth, malformed body) still gets its row."""
-        if req is None:
-            req = ChatRequest(body={}, model="", stream=False, include_usage=False,
-                              request_id=request_id)
-        self._record(Outcome(req, started, status=exc.status, error_code=exc.code))
+    # -- accounting ------------------------------------------------------------------------
+
+    def _accounted(self, outcome: Outcome, t0: float) -> _Accounted:
+        return _Accounted(self, outcome, t0)
 
     def _deadlines(self, req: ChatRequest) -> Deadlines:
         total = req.options.timeout_s
@@ -203,9 +262,40 @@ class Gateway:
         d = self.deadlines
         return Deadlines(min(d.connect_s, total), min(d.first_byte_s, total), total)
 
-    def _record(self, outcome: Outcome) -> None:
+    def fail(self, outcome: Outcome, t0: float, status: int, code: str | None) -> None:
+        outcome.status = status
+        outcome.error_code = code
+        outcome.latency_ms = (self.clock.monotonic() - t0) * 1000
+        self.record(outcome)
+
+    def record_rejection(self, req: ChatRequest | None, request_id: str, started: float,
+                         exc: ThriftyError) -> None:
+        """A request refused before routing (auth, malformed body) still gets its row."""
+        if req is None:
+            req = ChatRequest(body={}, model="", stream=False, include_usage=False,
+                              request_id=request_id)
+        self.record(Outcome(req, started, status=exc.status, error_code=exc.code))
+
+    def record(self, outcome: Outcome) -> None:
         if self.ledger is not None:
             self.ledger.submit(ledger_entry(outcome))
+
+
+class _Accounted:
+    """Records the request's row if planning or executing fails (or the client leaves)."""
+
+    def __init__(self, gw: Gateway, outcome: Outcome, t0: float) -> None:
+        self._gw, self._outcome, self._t0 = gw, outcome, t0
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                        tb: object) -> None:
+        if isinstance(exc, ThriftyError):
+            self._gw.fail(self._outcome, self._t0, exc.status, exc.code)
+        elif isinstance(exc, asyncio.CancelledError):
+            self._gw.fail(self._outcome, self._t0, CLIENT_CLOSED, "client_closed")
 
 
 class GatewayReply:
@@ -219,99 +309,6 @@ class GatewayReply:
     def target(self) -> Target:
         assert self.outcome.target is not None
         return self.outcome.target
-
-
-class GatewayStream:
-    """A stream already past its first token. Iterate ``events()`` to the end or call
-    ``aclose()``: either way the request is accounted exactly once."""
-
-    def __init__(self, gw: Gateway, outcome: Outcome, opened: OpenStream, t0: float) -> None:
-        self.outcome = outcome
-        self._gw = gw
-        self._opened = opened
-        self._t0 = t0
-        self._chars = 0
-        self._finished = False
-
-    @property
-    def target(self) -> Target:
-        assert self.outcome.target is not None
-        return self.outcome.target
-
-    async def events(self) -> AsyncGenerator[bytes, None]:
-        req = self.outcome.req
-        usage_chunk: dict[str, Any] | None = None
-        try:
-            async for batch in self._opened.batches():
-                out = []
-                for chunk in batch:
-                    if not chunk.get("choices") and "usage" in chunk:
-                        usage_chunk = chunk  # held back: it is sent last, with the cost
-                        continue
-                    self._chars += _chunk_chars(chunk)
-                    out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
-                if out:
-                    yield b"".join(out)
-        except ThriftyError as exc:
-            self._settle(exc.status, exc.code)
-            yield b"data: " + orjson.dumps(exc.to_openai()) + b"\n\n" + _DONE
-            return
-        except BaseException:
-            self._settle(CLIENT_CLOSED, "client_closed")
-            raise
-        self._settle(200, None)
-        if req.include_usage:
-            chunk = usage_chunk or self._synth_usage_chunk()
-            chunk["thrifty"] = cost_extension(self.outcome)
-            yield b"data: " + orjson.dumps(chunk) + b"\n\n" + _DONE
-        else:
-            yield _DONE
-
-    async def aclose(self) -> None:
-        """The client went away: stop paying for tokens no one reads, and account."""
-        self._settle(CLIENT_CLOSED, "client_closed")
-
-    def _settle(self, status: int, code: str | None) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        self._opened.close()
-        o = self.outcome
-        o.status = status
-        o.error_code = code
-        o.latency_ms = (self._gw.clock.monotonic() - self._t0) * 1000
-        o.usage = self._opened.decoder.usage
-        if o.usage is None:
-            o.usage = estimate_usage(o.req, self._chars)
-            o.usage_estimated = True
-        self._gw._record(o)
-
-    def _synth_usage_chunk(self) -> dict[str, Any]:
-        u = self.outcome.usage
-        assert u is not None
-        return {
-            "id": f"chatcmpl-{self.outcome.req.request_id}",
-            "object": "chat.completion.chunk",
-            "created": int(self.outcome.started),
-            "model": self.target.upstream_model,
-            "choices": [],
-            "usage": u.to_openai(),
-        }
-
-
-def _chunk_chars(chunk: dict[str, Any]) -> int:
-    n = 0
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if isinstance(delta, dict):
-            content = delta.get("content")
-            if isinstance(content, str):
-                n += len(content)
-            for call in delta.get("tool_calls") or ():
-                fn = call.get("function") if isinstance(call, dict) else None
-                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    n += len(fn["arguments"])
-    return n
 
 
 def _completion_chars(body: dict[str, Any]) -> int:

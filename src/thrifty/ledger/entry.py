@@ -29,6 +29,11 @@ class LedgerEntry:
     error_type: str | None = None
     """The error tree's ``code`` (``upstream_timeout``, ``rate_limit_exceeded``, ...)."""
     route: str | None = None
-    """How the request was routed (``direct``, ``alias:cheap``, ...); JSON trace later."""
+    """How the request was routed, in short (the x-thrifty-route header's value)."""
     usage_known: bool = True
     """False when the upstream never reported usage (e.g. a stream cut before its end)."""
+    trace: str | None = None
+    """The decision trace as JSON: the plan, every upstream call with its cost, and each
+    cascade tier's checks and escalation reason."""
+    calls: int = 1
+    """Upstream calls made for this request (fallback attempts and cascade tiers)."""

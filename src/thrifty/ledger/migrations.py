@@ -59,6 +59,31 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX requests_key_ts ON requests (key_id, ts)",
         ),
     ),
+    Migration(
+        2,
+        "routing decision trace and the number of upstream calls per request",
+        (
+            "ALTER TABLE requests ADD COLUMN trace TEXT",
+            "ALTER TABLE requests ADD COLUMN calls INTEGER NOT NULL DEFAULT 1",
+        ),
+    ),
+    Migration(
+        3,
+        "feedback scores on requests (POST /v1/thrifty/feedback)",
+        (
+            """
+            CREATE TABLE feedback (
+                id INTEGER PRIMARY KEY,
+                request_id TEXT NOT NULL,
+                ts REAL NOT NULL,
+                score REAL NOT NULL,
+                model TEXT,
+                route TEXT
+            )
+            """,
+            "CREATE INDEX feedback_request ON feedback (request_id)",
+        ),
+    ),
 )
 
 _CREATE_VERSIONS = """

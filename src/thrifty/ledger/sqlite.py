@@ -125,6 +125,13 @@ class SQLiteLedger:
             row = self._conn.execute("SELECT COUNT(*) FROM requests").fetchone()
         return int(row[0])
 
+    def add_feedback(self, request_id: str, ts: float, score: float, model: str | None,
+                     route: str | None) -> None:
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT INTO feedback (request_id, ts, score, model, route) "
+                "VALUES (?, ?, ?, ?, ?)", (request_id, ts, score, model, route))
+
     def spend(self, by: str, since: float | None, until: float | None = None) -> list[SpendRow]:
         group = _GROUP_SQL[check_grouping(by)]
         where, params = _time_filter(since, until)

@@ -104,5 +104,9 @@ class LedgerStore(Protocol):
     def count(self) -> int:
         """How many request rows are stored."""
 
+    def add_feedback(self, request_id: str, ts: float, score: float, model: str | None,
+                     route: str | None) -> None:
+        """Store a client's quality score for one request (any number per request)."""
+
     def close(self) -> None:
         """Release the connection; idempotent."""

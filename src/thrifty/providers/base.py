@@ -59,6 +59,13 @@ class Target:
     api_version: str | None = None
     deployment: str | None = None
     """Azure OpenAI deployment name: the URL addresses it instead of the model."""
+    region: str | None = None
+    """Data-region tag of the provider account (``eu``, ``us-east``), for constraints."""
+
+    @property
+    def key(self) -> str:
+        """``provider/upstream_model``: the identity stats and ledgers group by."""
+        return f"{self.provider}/{self.upstream_model}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
-"""The route table: every public model name and alias, mapped to its ordered targets.
-Pure lookup; built once at start-up by ``config.resolve``."""
+"""The route table: every public model name and alias with its policy. Built once at
+start-up by ``config.resolve``; a plain model is a one-target fallback route."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from thrifty.errors import ModelNotFound
 from thrifty.providers.base import Target
+from thrifty.routing.policy import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +17,8 @@ class Route:
     kind: str
     """``model`` for a public model name, ``alias`` for a configured alias."""
     targets: tuple[Target, ...]
+    """Every target the route may use (for listing and validation)."""
+    policy: Policy
 
     @property
     def label(self) -> str:
@@ -24,7 +27,9 @@ class Route:
 
 class RouteTable:
     def __init__(self, routes: Mapping[str, Route]) -> None:
-        self._routes = dict(routes)
+        # Not copied: config resolution adds aliases after rules have taken the table as
+        # their resolver; nothing changes it once resolution returns.
+        self._routes = routes
 
     def resolve(self, model: str) -> Route:
         route = self._routes.get(model)
@@ -35,6 +40,10 @@ class RouteTable:
                 param="model",
             )
         return route
+
+    def policy_for(self, name: str) -> Policy:
+        """Rules delegate to other routes by name (the :class:`Resolver` protocol)."""
+        return self.resolve(name).policy
 
     def names(self) -> list[str]:
         return sorted(self._routes)

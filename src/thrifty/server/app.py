@@ -18,7 +18,8 @@ from thrifty.engine.gateway import Gateway
 from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
 from thrifty.pricing.cost import format_usd
 from thrifty.server.auth import check_master_key
-from thrifty.wire.openai_chat import parse_chat_request
+from thrifty.wire.openai_chat import apply_option_headers, parse_chat_request
+from thrifty.wire.thrifty_api import parse_feedback
 
 log = logging.getLogger("thrifty.server")
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
@@ -47,6 +48,7 @@ class Handlers:
         try:
             check_master_key(request.headers, self.master_key)
             req = parse_chat_request(await self._read(request), rid)
+            apply_option_headers(req, request.headers)
         except ThriftyError as exc:  # refused before routing: the gateway never saw it
             self.gw.record_rejection(None, rid, started, exc)
             return error_response(exc, rid)
@@ -69,6 +71,7 @@ class Handlers:
             "x-thrifty-model": reply.target.upstream_model,
             "x-thrifty-cost-usd": format_usd(o.cost),
             "x-thrifty-route": o.route or "direct",
+            "x-thrifty-calls": str(len(o.calls)),
         })
 
     async def _read(self, request: web.Request) -> bytes:
@@ -110,6 +113,17 @@ class Handlers:
             await events.aclose()
         return resp
 
+    async def feedback(self, request: web.Request) -> web.Response:
+        """``{"request_id": "thr-...", "score": 0.0-1.0}``: a client's verdict on an answer."""
+        rid = new_request_id()
+        try:
+            check_master_key(request.headers, self.master_key)
+            request_id, score = parse_feedback(await self._read(request))
+            result = await self.gw.feedback(request_id, score)
+        except ThriftyError as exc:
+            return error_response(exc, rid)
+        return web.Response(body=orjson.dumps(result), content_type=_JSON)
+
     async def models(self, request: web.Request) -> web.Response:
         try:
             check_master_key(request.headers, self.master_key)
@@ -149,6 +163,7 @@ def build_app(gateway: Gateway) -> web.Application:
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/chat/completions", h.chat)
         app.router.add_get(f"{prefix}/models", h.models)
+    app.router.add_post("/v1/thrifty/feedback", h.feedback)
     app.router.add_get("/healthz", h.healthz)
     app.router.add_get("/readyz", h.readyz)
     app.router.add_route("*", "/{tail:.*}", _not_found)

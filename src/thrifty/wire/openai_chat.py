@@ -240,7 +240,42 @@ def parse_options(value: Any) -> RequestOptions:
     if timeout is not None:
         _number(0.001, 3600)(timeout, "thrifty.timeout_s")
         opts.timeout_s = float(timeout)
+    for name, check in _ROUTING_OPTIONS.items():
+        raw = value.get(name)
+        if raw is not None:
+            check(raw, f"thrifty.{name}")
+            setattr(opts, name, raw if name == "policy" else float(raw))
     return opts
+
+
+_ROUTING_OPTIONS: Mapping[str, Check] = {
+    "quality_floor": _number(0, 1),
+    "max_cost_usd": _number(0, 1e6),
+    "latency_budget_ms": _number(0, 3.6e6),
+    "policy": _string,
+}
+# x-thrifty-* request headers that set the same options as the body's ``thrifty`` object.
+OPTION_HEADERS = {f"x-thrifty-{name.replace('_', '-')}": name for name in
+                  ("quality_floor", "max_cost_usd", "latency_budget_ms", "policy", "timeout_s")}
+
+
+def apply_option_headers(req: ChatRequest, headers: Mapping[str, str]) -> None:
+    """Header values fill options the body did not set (the body wins: it is explicit)."""
+    for header, name in OPTION_HEADERS.items():
+        raw = headers.get(header)
+        if raw is None or getattr(req.options, name) is not None:
+            continue
+        if name == "policy":
+            req.options.policy = raw
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InvalidRequest(f"header {header} must be a number, got {raw!r}",
+                                 param=header, code="invalid_value") from None
+        check = _ROUTING_OPTIONS.get(name) or _number(0.001, 3600)
+        check(value, header)
+        setattr(req.options, name, value)
 
 
 def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest:

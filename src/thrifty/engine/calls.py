@@ -1,0 +1,76 @@
+"""What one request cost: every upstream call it made (fallback attempts, cascade tiers),
+each priced on its own, and the decision trace the ledger keeps. Pure bookkeeping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from thrifty.core.usage import Usage
+from thrifty.pricing.cost import compute_cost, format_usd
+from thrifty.providers.base import Target
+
+
+@dataclass(slots=True)
+class Call:
+    target: Target
+    tier: int
+    status: int = 200
+    usage: Usage | None = None
+    usage_estimated: bool = False
+    latency_ms: float = 0.0
+    error_code: str | None = None
+    verdict: str | None = None
+    """For cascade tiers: ``accepted``, or why the answer was not (``escalated: ...``)."""
+
+    @property
+    def cost(self) -> Decimal:
+        if self.usage is None:
+            return Decimal(0)
+        return compute_cost(self.usage, self.target.info.price)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tier": self.tier, "model": self.target.model,
+                               "provider": self.target.provider, "status": self.status,
+                               "cost_usd": format_usd(self.cost),
+                               "latency_ms": round(self.latency_ms, 1)}
+        if self.error_code:
+            out["error"] = self.error_code
+        if self.verdict:
+            out["verdict"] = self.verdict
+        if self.usage_estimated:
+            out["usage_estimated"] = True
+        return out
+
+
+@dataclass(slots=True)
+class Trace:
+    """The decision trace: the plan, every call, and each cascade tier's checks."""
+
+    plan: dict[str, Any] | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    escalation: str | None = None
+
+    def to_json(self, calls: list[Call]) -> dict[str, Any]:
+        out: dict[str, Any] = {"calls": [c.to_json() for c in calls]}
+        if self.plan is not None:
+            out["plan"] = self.plan
+        if self.checks:
+            out["checks"] = self.checks
+        if self.escalation:
+            out["escalation"] = self.escalation
+        return out
+
+
+def total_usage(calls: list[Call]) -> Usage | None:
+    used = [c.usage for c in calls if c.usage is not None]
+    if not used:
+        return None
+    return Usage(
+        input_tokens=sum(u.input_tokens for u in used),
+        output_tokens=sum(u.output_tokens for u in used),
+        cached_input_tokens=sum(u.cached_input_tokens for u in used),
+        cache_write_tokens=sum(u.cache_write_tokens for u in used),
+        reasoning_tokens=sum(u.reasoning_tokens for u in used),
+    )

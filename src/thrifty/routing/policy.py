@@ -1,0 +1,126 @@
+"""The routing contract: a :class:`Policy` turns a request's context into a :class:`Plan`.
+
+Policies are pure: they read the request's features, a snapshot of live statistics, the
+clock's ``now`` and a seeded ``random.Random``, and return an ordered plan plus the reasons
+for it. The engine executes plans; policies never call a provider.
+
+A plan is a list of tiers. In ``fallback`` mode the next tier is tried only when the
+current one fails (an upstream error); in ``cascade`` mode it is also tried when the
+current tier's answer fails its checks.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from thrifty.core.request import ChatRequest
+from thrifty.providers.base import Target
+from thrifty.routing.features import RequestFeatures
+from thrifty.routing.stats import StatsView
+
+Mode = Literal["fallback", "cascade"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    targets: tuple[Target, ...]
+    """Called together (in parallel) when there are several, e.g. for agreement checks."""
+    checks: tuple[Any, ...] = ()
+    """Cascade checks (see ``routing.checks``); empty means the answer is accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One model as a policy saw it: what it expected and why it ranked it so."""
+
+    model: str
+    provider: str
+    expected_cost_usd: float | None = None
+    expected_latency_ms: float | None = None
+    score: float | None = None
+    excluded: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model, "provider": self.provider}
+        for key in ("expected_cost_usd", "expected_latency_ms", "score", "excluded"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = round(value, 9) if isinstance(value, float) else value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    policy: str
+    mode: Mode
+    tiers: tuple[Tier, ...]
+    candidates: tuple[Candidate, ...] = ()
+    reason: str = ""
+    via: tuple[str, ...] = ()
+    """Routes and rules passed through on the way (``rules:auto#2`` -> ``cheap``)."""
+    router: Any = None
+    """Learned plans: the router that chose, so live feedback can refine it."""
+    prompt: str = ""
+    """Learned plans: the text the router scored."""
+
+    def tiers_targets(self) -> tuple[Target, ...]:
+        """Every target in plan order (a fallback plan has one per tier)."""
+        return tuple(t for tier in self.tiers for t in tier.targets)
+
+    def summary(self) -> str:
+        first = self.tiers[0].targets[0].model if self.tiers and self.tiers[0].targets else "-"
+        return f"{self.policy}:{first}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "mode": self.mode,
+            "via": list(self.via),
+            "reason": self.reason,
+            "tiers": [[t.model for t in tier.targets] for tier in self.tiers],
+            "candidates": [c.to_json() for c in self.candidates],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingOptions:
+    """Per-request routing knobs from the ``thrifty`` body extension or x-thrifty-* headers."""
+
+    quality_floor: float | None = None
+    max_cost_usd: float | None = None
+    latency_budget_ms: float | None = None
+    policy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteContext:
+    req: ChatRequest
+    features: RequestFeatures
+    stats: StatsView
+    rng: random.Random
+    now: float
+    options: RoutingOptions = field(default_factory=RoutingOptions)
+
+
+class Policy(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def plan(self, ctx: RouteContext) -> Plan: ...
+
+
+class Resolver(Protocol):
+    """How a policy reaches other routes (rules delegate to them)."""
+
+    def policy_for(self, name: str) -> Policy: ...
+
+
+def single_tiers(targets: Sequence[Target]) -> tuple[Tier, ...]:
+    return tuple(Tier((t,)) for t in targets)
+
+
+def by_model(targets: Sequence[Target]) -> Mapping[str, Target]:
+    return {t.model: t for t in targets}
