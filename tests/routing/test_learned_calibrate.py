@@ -121,16 +121,17 @@ def test_apgr_matches_eval_baselines_on_a_synthetic_set() -> None:
         pytest.skip("the routing dataset folder (shared/data/routing/eval_baselines.py) is not "
                     "present beside the repo; set THRIFTY_ROUTING_DATA to its folder")
     rng = random.Random(11)
+    q_strong = [rng.random() for _ in range(57)]
+    q_weak = [rng.random() * 0.6 for _ in range(57)]
     rows = [{"id": str(i), "prompt_tokens": 10,
-             "models": {"S": {"quality": rng.random(), "output_tokens": 5},
-                        "W": {"quality": rng.random() * 0.6, "output_tokens": 5}}}
-            for i in range(57)]
+             "models": {"S": {"quality": s, "output_tokens": 5},
+                        "W": {"quality": w, "output_tokens": 5}}}
+            for i, (s, w) in enumerate(zip(q_strong, q_weak, strict=True))]
     # ties included: eval_baselines keeps row order among equal scores, so must we
     scores = [round(rng.random(), 1) for _ in rows]
     pool = eb.Pool(rows, {"S": {"input_per_mtok": 1, "output_per_mtok": 1},
                           "W": {"input_per_mtok": 1, "output_per_mtok": 1}})
     ref_curve, _, _ = eb.pgr_curve(pool, "W", "S", scores)
-    ours, curve = apgr_from_scores(scores, [r["models"]["S"]["quality"] for r in rows],
-                                   [r["models"]["W"]["quality"] for r in rows])
+    ours, curve = apgr_from_scores(scores, q_strong, q_weak)
     assert ours == pytest.approx(eb.apgr(ref_curve), abs=1e-12)
     assert [(p.strong_share, p.pgr) for p in curve] == pytest.approx(ref_curve)

@@ -64,6 +64,20 @@ def test_training_is_deterministic_given_the_seed() -> None:
     assert (a.threshold, a.quality_floor, a.lam) == (b.threshold, b.quality_floor, b.lam)
 
 
+def test_default_mode_follows_the_training_options() -> None:
+    models, pool = select_pool(rows(90), "auto")
+    data = prepare(pool, models, PRICE, "lexical", None)
+    assert run_training(data, SPEC, None).router.default_mode == "threshold"
+    no_pair = run_training(data, TrainSpec(), None).router
+    assert no_pair.default_mode == "lambda" and no_pair.lam is not None
+    assert no_pair.threshold is None
+    fixed = run_training(data, TrainSpec(quality_floor=0.7), None).router
+    assert (fixed.default_mode, fixed.quality_floor) == ("floor", 0.7)
+    arithmetic = "Tom has 3 apples and buys 4 more. How many apples does he have?"
+    costs = {"small-model": 0.0001, "mid-model": 0.001, "big-model": 0.01}
+    assert no_pair.choose(arithmetic, costs).model == "small-model"
+
+
 def test_cross_validation_reports_every_mode() -> None:
     models, pool = select_pool(rows(150), "auto")
     cv = cross_validate(prepare(pool, models, PRICE, "lexical", None), SPEC, None, k=3)

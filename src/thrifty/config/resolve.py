@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from thrifty.config.schema import ModelConfig, ProviderConfig, Settings
+from thrifty.config.schema import ModelConfig, ProviderConfig, RouteConfig, Settings
 from thrifty.errors import ConfigError
 from thrifty.pricing.catalog import Catalog, load_catalog
 from thrifty.pricing.price import CAPABILITIES, ModelInfo, Price
@@ -16,7 +16,7 @@ from thrifty.providers.base import Target
 from thrifty.providers.vendors import VENDORS, Vendor
 from thrifty.routing.build import build_policy
 from thrifty.routing.composite import Rules, targets_for
-from thrifty.routing.defaults import shipped_auto_route
+from thrifty.routing.defaults import usable_shipped_routes
 from thrifty.routing.policies import Direct, Fallback
 from thrifty.routing.table import Route, RouteTable
 
@@ -62,11 +62,10 @@ def resolve(settings: Settings, *, base_dir: Path | None = None) -> Runtime:
     routes = {name: Route(name, "model", (t,), Direct(t))
               for name, t in targets.items()}
     table = RouteTable(routes)
-    aliases = dict(settings.aliases)
-    if "auto" not in aliases and "auto" not in routes:
-        shipped = shipped_auto_route(targets)
-        if shipped is not None:
-            aliases["auto"] = shipped
+    aliases: dict[str, list[str] | RouteConfig] = {}
+    if "auto" not in settings.aliases and "auto" not in routes:
+        aliases.update(usable_shipped_routes(targets))
+    aliases.update(settings.aliases)
     for alias, spec in aliases.items():
         if alias in targets:
             raise ConfigError(f"aliases.{alias}: the name is already a model; pick another")

@@ -98,7 +98,7 @@ class RouteConfig(Strict):
     """Learned policy: a directory written by ``thrifty router train``."""
     quality_floor: float | None = Field(default=None, ge=0, le=1)
     lam: float | None = Field(default=None, ge=0)
-    """Learned policy: maximise predicted quality - lam x expected USD (per million)."""
+    """Learned policy: maximise predicted quality - lam x expected USD of the request."""
     threshold: float | None = Field(default=None, ge=0, le=1)
     """Learned policy with a strong/weak pair: strong when its score >= threshold."""
     description: str = ""

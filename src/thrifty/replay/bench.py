@@ -20,7 +20,6 @@ from thrifty.providers.base import Target
 from thrifty.replay.dataset import Pool, Row, best_single
 from thrifty.replay.executor import ReplayExecutor
 
-ROUTE = "policy-under-test"
 _CAPS = frozenset({"tools", "vision", "json_schema", "streaming"})
 
 
@@ -56,9 +55,10 @@ def replay_targets(models: Sequence[str], prices: Mapping[str, Price]) -> dict[s
             for m in models}
 
 
-def runtime_for(pool: Pool, prices: Mapping[str, Price], route: RouteConfig,
+def runtime_for(pool: Pool, prices: Mapping[str, Price], routes_cfg: Mapping[str, RouteConfig],
                 base_dir: Path | None) -> Any:
-    """A runtime whose only provider is the record, serving the pool's models + ROUTE."""
+    """A runtime whose only provider is the record, serving the pool's models and the
+    policy's routes."""
     from thrifty.config.resolve import Runtime
     from thrifty.pricing.catalog import Catalog
     from thrifty.routing.build import build_policy
@@ -69,25 +69,26 @@ def runtime_for(pool: Pool, prices: Mapping[str, Price], route: RouteConfig,
     routes = {m: Route(m, "model", (t,), Direct(t))
               for m, t in targets.items()}
     table = RouteTable(routes)
-    policy, used = build_policy(ROUTE, route, targets, table, base_dir=base_dir)
-    routes[ROUTE] = Route(ROUTE, "alias", used, policy)
+    for name, cfg in routes_cfg.items():
+        policy, used = build_policy(name, cfg, targets, table, base_dir=base_dir)
+        routes[name] = Route(name, "alias", used, policy)
     return Runtime(Settings(), {}, table, Catalog("replay"))
 
 
-async def run_pool(pool: Pool, prices: Mapping[str, Price], route: RouteConfig,
-                   base_dir: Path | None = None, seed: int = 0) -> PoolResult:
+async def run_pool(pool: Pool, prices: Mapping[str, Price], routes: Mapping[str, RouteConfig],
+                   under_test: str, base_dir: Path | None = None, seed: int = 0) -> PoolResult:
     import random
 
     from thrifty.engine.gateway import Gateway
 
-    runtime = runtime_for(pool, prices, route, base_dir)
+    runtime = runtime_for(pool, prices, routes, base_dir)
     by_id = {r.id: r for r in pool.rows}
     gw = Gateway(runtime, executor=ReplayExecutor(by_id), rng=random.Random(seed))
     quality, cost, calls = 0.0, Decimal(0), 0
     choices: dict[str, str] = {}
     for row in pool.rows:
-        req = ChatRequest(body={"model": ROUTE, "messages": [
-            {"role": "user", "content": row.prompt}]}, model=ROUTE, stream=False,
+        req = ChatRequest(body={"model": under_test, "messages": [
+            {"role": "user", "content": row.prompt}]}, model=under_test, stream=False,
             include_usage=False, request_id=row.id)
         try:
             reply = await gw.complete(req)

