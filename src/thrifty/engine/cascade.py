@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from thrifty.core.request import ChatRequest
 from thrifty.core.response import Completion
 from thrifty.engine.account import Outcome
 from thrifty.engine.calls import Call
@@ -17,7 +18,14 @@ from thrifty.engine.streaming import CompletionStream
 from thrifty.errors import ThriftyError
 from thrifty.providers.transport import Deadlines
 from thrifty.routing.answer import Answer
-from thrifty.routing.checks import CheckContext, run_checks
+from thrifty.routing.checks import (
+    CheckContext,
+    VerifierCheck,
+    parse_verifier_score,
+    run_checks,
+    verifier_prompt,
+    verifier_question,
+)
 from thrifty.routing.policy import Plan, Tier
 
 if TYPE_CHECKING:
@@ -56,7 +64,7 @@ class CascadeRunner:
         for index, tier in enumerate(plan.tiers[:-1]):
             fresh = await self._call_tier(tier, index, outcome, deadlines)
             seen.extend(fresh)
-            verdict = self._judge(tier, index, outcome, seen, fresh)
+            verdict = await self._judge(tier, index, outcome, seen, fresh, deadlines)
             if verdict is not None:
                 return verdict
         outcome.trace.escalation = outcome.trace.escalation or "no early tier"
@@ -81,9 +89,10 @@ class CascadeRunner:
             fresh.append((Answer.from_completion(target.model, completion.body), completion, call))
         return fresh
 
-    def _judge(self, tier: Tier, index: int, outcome: Outcome,
-               seen: list[tuple[Answer, Completion, Call]],
-               fresh: list[tuple[Answer, Completion, Call]]) -> tuple[Completion, Call] | None:
+    async def _judge(self, tier: Tier, index: int, outcome: Outcome,
+                     seen: list[tuple[Answer, Completion, Call]],
+                     fresh: list[tuple[Answer, Completion, Call]],
+                     deadlines: Deadlines) -> tuple[Completion, Call] | None:
         if not fresh:
             outcome.trace.checks.append({"tier": index, "passed": False,
                                          "detail": "every call of the tier failed"})
@@ -92,7 +101,9 @@ class CascadeRunner:
         body = outcome.req.body
         for answer, _, call in fresh:  # each new answer, judged against all seen so far
             answers = [a for a, _, _ in seen if a is not answer] + [answer]
-            passed, results, winner = run_checks(tier.checks, CheckContext(body, answers))
+            score = await self._verify(tier, index, outcome, answer, deadlines)
+            passed, results, winner = run_checks(
+                tier.checks, CheckContext(body, answers, verifier_score=score))
             outcome.trace.checks.append({
                 "tier": index, "model": answer.model, "passed": passed,
                 "results": [{"check": r.name, "passed": r.passed, "detail": r.detail}
@@ -109,3 +120,26 @@ class CascadeRunner:
             call.verdict = f"escalated: {failed}"
             outcome.trace.escalation = f"tier {index} ({answer.model}): {failed} failed"
         return None
+
+    async def _verify(self, tier: Tier, index: int, outcome: Outcome, answer: Answer,
+                      deadlines: Deadlines) -> float | None:
+        """A verifier check's model call (billed like any call); None without one."""
+        check = next((c for c in tier.checks if isinstance(c, VerifierCheck)), None)
+        if check is None:
+            return None
+        cfg = check.config
+        target = self._gw.routes.resolve(cfg.model).targets[0]
+        question = verifier_question(outcome.req.body)
+        body = {"model": cfg.model, "max_tokens": 64, "temperature": 0,
+                "messages": verifier_prompt(question, answer.text, template=cfg.prompt,
+                                            system=cfg.system)}
+        req = ChatRequest(body=body, model=cfg.model, stream=False, include_usage=False,
+                          request_id=outcome.req.request_id)
+        try:
+            completion, call = await self._gw.attempt(
+                target, index, outcome, lambda t: self._gw.executor.complete(req, t, deadlines))
+        except ThriftyError:
+            return None  # the verifier failed: the check fails, the cascade escalates
+        call.verdict = "verifier"
+        reply = Answer.from_completion(cfg.model, completion.body).text
+        return parse_verifier_score(reply)

@@ -91,7 +91,13 @@ def _tier(cfg: TierConfig, table: Mapping[str, Target], where: str, used: set[st
         targets = tuple(table[m] for m in cfg.any_of
                         if m in table and table[m].key not in used)[: cfg.pick]
     used.update(t.key for t in targets)
-    return Tier(targets, parse_checks(cfg.checks, where=f"{where}.checks"))
+    checks = parse_checks(cfg.checks, where=f"{where}.checks")
+    for i, check in enumerate(checks):
+        model = getattr(getattr(check, "config", None), "model", None)
+        if check.name == "verifier" and model not in table:
+            raise ConfigError(f"{where}.checks[{i}].verifier.model: {model!r} is not a model "
+                              "this gateway serves")
+    return Tier(targets, checks)
 
 
 def _rules(name: str, cfg: RouteConfig, table: Mapping[str, Target],
