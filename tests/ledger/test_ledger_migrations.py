@@ -72,10 +72,10 @@ def test_a_failing_migration_rolls_back_entirely() -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     latest = migrate(conn, where="test")
     broken = Migration(latest + 1, "half broken",
-                       ("CREATE TABLE attempts (id INTEGER)", "NOT SQL"))
+                       ("CREATE TABLE half_made (id INTEGER)", "NOT SQL"))
     with pytest.raises(sqlite3.OperationalError):
         migrate(conn, where="test", migrations=(*SQLITE_MIGRATIONS, broken))
     assert current_version(conn) == latest
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
-    assert "attempts" not in tables
+    assert "half_made" not in tables
     assert not conn.in_transaction

@@ -1,7 +1,8 @@
 """``thrifty demo``: the whole gateway offline. Fake providers stand in for five vendors
 (at their catalog prices and realistic latencies), the gateway runs on embedded defaults
 (SQLite ledger, in-process state), a mixed workload goes through it with the official
-``openai`` SDK, and the spend table is read back from the ledger."""
+``openai`` SDK, and the spend table is read back from the ledger. Then the shipped ``auto``
+route is replayed over recorded answers of real models (``demo_savings``)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,17 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--requests", type=int, default=40, help="workload size (default 40)")
     p.add_argument("--db", default=None, help="keep the demo ledger at this path "
                                                "(default: a temporary file)")
-    p.add_argument("--quiet", action="store_true", help="only print the spend tables")
+    p.add_argument("--quiet", action="store_true", help="only print the tables")
+    p.add_argument("--savings-only", action="store_true",
+                   help="only replay the shipped sample of recorded answers through the "
+                        "auto route and print the savings table (no fake providers)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.savings_only:
+        from thrifty.cli.demo_savings import run_savings
+
+        return run_savings()
     try:
         import openai  # noqa: F401
     except ImportError:

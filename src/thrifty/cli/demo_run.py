@@ -12,6 +12,7 @@ from aiohttp import web
 from rich.console import Console
 
 from thrifty.cli.demo import DEMO_VENDORS
+from thrifty.cli.demo_savings import show_savings
 from thrifty.config.load import parse_settings
 from thrifty.config.resolve import resolve
 from thrifty.engine.gateway import Gateway
@@ -167,6 +168,8 @@ async def run_demo(n: int, db: str | None, *, quiet: bool = False) -> int:
                                       title=f"Spend by {by} (from the ledger)"))
         console.print(f"{n + 1} requests in {elapsed:.1f} s; ledger at {db_path}"
                       + (" (temporary)" if tmp else ""))
+    console.print()
+    await show_savings(console)
     if tmp:
         tmp.cleanup()
     return 0

@@ -16,7 +16,7 @@ import orjson
 from thrifty.core.request import ChatRequest
 from thrifty.core.usage import Usage
 from thrifty.engine.calls import Call, Trace, total_usage
-from thrifty.ledger.entry import LedgerEntry
+from thrifty.ledger.entry import AttemptRow, LedgerEntry
 from thrifty.pricing.cost import format_usd, to_nano_usd
 from thrifty.providers.base import Target
 
@@ -60,6 +60,7 @@ class Outcome:
 def ledger_entry(o: Outcome) -> LedgerEntry:
     u = o.usage or Usage()
     t = o.target
+    attempts = tuple(_attempt_row(i, c) for i, c in enumerate(o.calls))
     return LedgerEntry(
         request_id=o.req.request_id,
         ts=o.started,
@@ -75,7 +76,8 @@ def ledger_entry(o: Outcome) -> LedgerEntry:
         cache_write_tokens=u.cache_write_tokens,
         output_tokens=u.output_tokens,
         reasoning_tokens=u.reasoning_tokens,
-        cost_nano_usd=to_nano_usd(o.cost),
+        # the sum of the attempts' rounded costs, so request and attempt rows always agree
+        cost_nano_usd=sum(a.cost_nano_usd for a in attempts),
         latency_ms=o.latency_ms,
         ttft_ms=o.ttft_ms,
         error_type=o.error_code,
@@ -83,7 +85,19 @@ def ledger_entry(o: Outcome) -> LedgerEntry:
         usage_known=bool(o.calls) and not o.usage_estimated and o.usage is not None,
         trace=orjson.dumps(o.trace.to_json(o.calls)).decode() if o.calls else None,
         calls=len(o.calls),
+        attempts=attempts,
     )
+
+
+def _attempt_row(n: int, c: Call) -> AttemptRow:
+    u = c.usage or Usage()
+    return AttemptRow(
+        n=n, tier=c.tier, provider=c.target.provider, upstream_model=c.target.upstream_model,
+        status=c.status, error_type=c.error_code, input_tokens=u.input_tokens,
+        cached_input_tokens=u.cached_input_tokens, cache_write_tokens=u.cache_write_tokens,
+        output_tokens=u.output_tokens, reasoning_tokens=u.reasoning_tokens,
+        cost_nano_usd=to_nano_usd(c.cost), latency_ms=round(c.latency_ms, 3),
+        verdict=c.verdict, usage_known=c.usage is not None and not c.usage_estimated)
 
 
 def cost_extension(o: Outcome) -> dict[str, Any]:

@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """One upstream call of a request (a retry, a fallback, a cascade tier, a hedge), with
+    its own price: the request row's cost is the sum of its attempts'."""
+
+    n: int
+    tier: int
+    provider: str
+    upstream_model: str
+    status: int
+    error_type: str | None = None
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_nano_usd: int = 0
+    latency_ms: float = 0.0
+    verdict: str | None = None
+    usage_known: bool = True
 
 
 @dataclass(slots=True)
@@ -37,3 +59,5 @@ class LedgerEntry:
     cascade tier's checks and escalation reason."""
     calls: int = 1
     """Upstream calls made for this request (fallback attempts and cascade tiers)."""
+    attempts: tuple[AttemptRow, ...] = field(default=())
+    """Every upstream call, stored as rows of the ``attempts`` table (not a column)."""

@@ -84,6 +84,34 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX feedback_request ON feedback (request_id)",
         ),
     ),
+    Migration(
+        4,
+        "one row per upstream attempt, linked to its request",
+        (
+            """
+            CREATE TABLE attempts (
+                request_id TEXT NOT NULL,
+                n INTEGER NOT NULL,
+                tier INTEGER NOT NULL DEFAULT 0,
+                provider TEXT NOT NULL,
+                upstream_model TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                error_type TEXT,
+                input_tokens INTEGER NOT NULL DEFAULT 0,
+                cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+                cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+                output_tokens INTEGER NOT NULL DEFAULT 0,
+                reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+                cost_nano_usd INTEGER NOT NULL DEFAULT 0,
+                latency_ms REAL NOT NULL DEFAULT 0,
+                verdict TEXT,
+                usage_known INTEGER NOT NULL DEFAULT 1,
+                PRIMARY KEY (request_id, n)
+            )
+            """,
+            "CREATE INDEX attempts_provider ON attempts (provider, upstream_model)",
+        ),
+    ),
 )
 
 _CREATE_VERSIONS = """

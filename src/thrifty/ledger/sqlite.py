@@ -18,13 +18,22 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from thrifty.ledger.entry import LedgerEntry
+from thrifty.ledger.entry import AttemptRow, LedgerEntry
 from thrifty.ledger.migrations import migrate
 from thrifty.ledger.store import ERROR_STATUS, SpendRow, check_grouping
 
 MEMORY = ":memory:"
 
-_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(LedgerEntry))
+_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(LedgerEntry) if f.name != "attempts"
+)
+_ATTEMPT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AttemptRow))
+_INSERT_ATTEMPT = (
+    f"INSERT INTO attempts (request_id, {', '.join(_ATTEMPT_FIELDS)}) "
+    f"VALUES (?, {', '.join('?' for _ in _ATTEMPT_FIELDS)}) "
+    "ON CONFLICT (request_id, n) DO NOTHING"
+)
+_attempt_values = attrgetter(*_ATTEMPT_FIELDS)
 # ``user`` is a reserved word in PostgreSQL; keep column names portable across backends.
 _COLUMN_FOR_FIELD = {"user": "end_user"}
 _COLUMNS = tuple(_COLUMN_FOR_FIELD.get(name, name) for name in _FIELDS)
@@ -98,12 +107,15 @@ class SQLiteLedger:
         if not entries:
             return
         rows = [_row_values(entry) for entry in entries]
+        attempts = [(e.request_id, *_attempt_values(a)) for e in entries for a in e.attempts]
         with self._lock:
             # IMMEDIATE takes the write lock up front, so a busy file waits in busy_timeout
             # instead of failing mid-transaction when a read lock cannot be upgraded.
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.executemany(_INSERT, rows)
+                if attempts:
+                    self._conn.executemany(_INSERT_ATTEMPT, attempts)
                 self._conn.execute("COMMIT")
             except BaseException:
                 if self._conn.in_transaction:
@@ -119,6 +131,19 @@ class SQLiteLedger:
         for name in _BOOL_FIELDS:
             values[name] = bool(values[name])
         return LedgerEntry(**values)
+
+    def attempts(self, request_id: str) -> list[AttemptRow]:
+        cols = ", ".join(_ATTEMPT_FIELDS)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {cols} FROM attempts WHERE request_id = ? ORDER BY n", (request_id,)
+            ).fetchall()
+        out = []
+        for row in rows:
+            values: dict[str, Any] = dict(zip(_ATTEMPT_FIELDS, row, strict=True))
+            values["usage_known"] = bool(values["usage_known"])
+            out.append(AttemptRow(**values))
+        return out
 
     def count(self) -> int:
         with self._lock:
