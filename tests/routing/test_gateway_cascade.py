@@ -6,6 +6,7 @@ and what the ledger keeps (one row per request with the full decision trace)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,9 @@ def cascade(*models: str) -> dict[str, Any]:
 def config(fakes: Fakes, db: Path) -> dict[str, Any]:
     cfg = standard_config(fakes, db)
     # Providers whose every call fails with a 503 (the fakes obey x-fake-fault).
-    cfg["providers"]["openai-down"] = {"vendor": "openai", "base_url": f"{fakes.openai.base_url}/v1",
-                                       "api_key": FAKE_KEYS["openai"],
-                                       "headers": {"x-fake-fault": "503"}}
+    cfg["providers"]["openai-down"] = {
+        "vendor": "openai", "base_url": f"{fakes.openai.base_url}/v1",
+        "api_key": FAKE_KEYS["openai"], "headers": {"x-fake-fault": "503"}}
     cfg["providers"]["gemini-down"] = {"vendor": "gemini", "base_url": fakes.gemini.base_url,
                                        "api_key": FAKE_KEYS["gemini"],
                                        "headers": {"x-fake-fault": "503"}}
@@ -55,7 +56,13 @@ def config(fakes: Fakes, db: Path) -> dict[str, Any]:
         "casc": cascade("oa-mini", "an-haiku", "ge-flash"),
         "casc-failing": cascade("oa-down", "oa-mini", "an-haiku", "ge-flash"),
         "casc-dead-end": cascade("oa-mini", "an-haiku", "ge-down"),
+        "casc-vision": cascade("oa-text", "an-haiku", "ge-flash"),
+        "casc-parallel": {"policy": "cascade", "tiers": [
+            {"models": ["oa-mini", "an-haiku"], "checks": CHECKS}, {"models": ["ge-flash"]}]},
     })
+    cfg["models"]["oa-text"] = {"provider": "openai", "model": "gpt-4o-mini",
+                                "price": {"input": "0.15", "output": "0.60"},
+                                "capabilities": ["streaming", "tools"]}
     return cfg
 
 
@@ -88,6 +95,17 @@ def served_cost(fake: RunningFake, model: str) -> list[Decimal]:
 def one_row(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     assert len(rows) == 1, f"one ledger row per request, got {len(rows)}"
     return rows[0], json.loads(rows[0]["trace"])
+
+
+def attempts(gw: RunningGateway, request_id: str) -> list[dict[str, Any]]:
+    """The ledger's per-call rows of one request (read after ``ledger_rows`` flushed)."""
+    con = sqlite3.connect(gw.db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(
+            "SELECT * FROM attempts WHERE request_id = ? ORDER BY n", (request_id,))]
+    finally:
+        con.close()
 
 
 def assert_trace_costs(row: dict[str, Any], trace: dict[str, Any]) -> None:
@@ -146,6 +164,16 @@ async def test_echo_prompt_is_accepted_at_the_second_tier(gwc: RunningGateway,
     assert {r["check"] for r in checks[1]["results"]} == {"truncation", "refusal", "agreement"}
     agreement = next(r for r in checks[0]["results"] if r["check"] == "agreement")
     assert agreement["passed"] is False and "need 2" in agreement["detail"]
+    # the per-call rows: what each provider reported, priced on its own
+    per_call = attempts(gwc, row["request_id"])
+    assert [(a["tier"], a["provider"], a["upstream_model"], a["verdict"]) for a in per_call] == [
+        (0, "openai", "gpt-4o-mini", calls[0]["verdict"]),
+        (1, "anthropic", "claude-haiku-4-5", "accepted")]
+    assert [(a["input_tokens"], a["output_tokens"]) for a in per_call] == [
+        (oa.usage.input_tokens, oa.usage.output_tokens),
+        (an.usage.input_tokens, an.usage.output_tokens)]
+    assert [a["cost_nano_usd"] for a in per_call] == [to_nano_usd(c) for c in costs]
+    assert sum(a["cost_nano_usd"] for a in per_call) == row["cost_nano_usd"]
 
 
 async def test_open_prompt_escalates_to_the_final_tier(gwc: RunningGateway,
@@ -248,6 +276,9 @@ async def test_stream_escalated_streams_the_final_tier_live(gwc: RunningGateway,
     assert row["stream"] == 1 and row["calls"] == 3 and row["provider"] == "gemini"
     assert row["cost_nano_usd"] == to_nano_usd(sum(costs, Decimal(0)))
     assert_trace_costs(row, trace)
+    assert trace["calls"][2].get("verdict") == "accepted", (
+        "a streamed final tier answered the request: its call should be marked accepted "
+        f"in the trace too; got {trace['calls'][2]}")
 
 
 async def test_stream_accepted_early_without_include_usage_still_bills(
@@ -288,6 +319,10 @@ async def test_a_failing_tier_is_recorded_and_the_cascade_goes_on(gwc: RunningGa
                                   "detail": "every call of the tier failed"}
     assert row["status"] == 200 and row["calls"] == 3
     assert_trace_costs(row, trace)
+    per_call = attempts(gwc, row["request_id"])
+    assert [a["status"] for a in per_call][1:] == [200, 200] and per_call[0]["status"] >= 500
+    assert per_call[0]["error_type"] and per_call[0]["cost_nano_usd"] == 0
+    assert per_call[0]["output_tokens"] == 0
 
 
 async def test_a_failing_final_tier_fails_the_request_but_bills_every_call(
@@ -303,4 +338,43 @@ async def test_a_failing_final_tier_fails_the_request_but_bills_every_call(
     assert [c["model"] for c in trace["calls"]] == ["oa-mini", "an-haiku", "ge-down"]
     assert trace["calls"][2]["status"] >= 500
     assert row["cost_nano_usd"] == to_nano_usd(sum(costs, Decimal(0))) > 0
+    assert_trace_costs(row, trace)
+
+
+# -- tiers in parallel, tiers skipped ----------------------------------------------------------
+
+
+async def test_models_of_one_tier_answer_in_parallel_and_may_agree(gwc: RunningGateway,
+                                                                   fakes: Fakes) -> None:
+    c = client(gwc)
+    raw = await c.chat.completions.with_raw_response.create(
+        model="casc-parallel", messages=[{"role": "user", "content": ECHO}])
+    assert raw.parse().choices[0].message.content == "the answer is 42"
+    assert raw.headers["x-thrifty-calls"] == "2" and fakes.gemini.stats.requests == 0
+    answered_by = raw.headers["x-thrifty-provider"]
+    raw = await c.chat.completions.with_raw_response.create(
+        model="casc-parallel", messages=[{"role": "user", "content": OPEN}])
+    assert raw.headers["x-thrifty-calls"] == "3" and raw.headers["x-thrifty-provider"] == "gemini"
+    first, second = (json.loads(r["trace"]) for r in await gwc.ledger_rows())
+    assert sorted((c["tier"], c["model"]) for c in first["calls"]) == [
+        (0, "an-haiku"), (0, "oa-mini")]
+    accepted = [c for c in first["calls"] if c.get("verdict") == "accepted"]
+    assert len(accepted) == 1 and accepted[0]["provider"] == answered_by
+    assert [c["tier"] for c in second["calls"]] == [0, 0, 1]
+    assert second["plan"]["tiers"] == [["oa-mini", "an-haiku"], ["ge-flash"]]
+
+
+async def test_a_vision_request_skips_text_only_tiers(gwc: RunningGateway, fakes: Fakes) -> None:
+    pixel = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42"
+             "mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+    msgs: Any = [{"role": "user", "content": [{"type": "text", "text": OPEN},
+                                              {"type": "image_url", "image_url": {"url": pixel}}]}]
+    raw = await client(gwc).chat.completions.with_raw_response.create(
+        model="casc-vision", messages=msgs)
+    assert raw.headers["x-thrifty-calls"] == "2"  # an-haiku, then ge-flash answers
+    assert fakes.openai.stats.requests == 0
+    row, trace = one_row(await gwc.ledger_rows())
+    assert trace["plan"]["tiers"] == [["an-haiku"], ["ge-flash"]]
+    excluded = {c["model"]: c.get("excluded") for c in trace["plan"]["candidates"]}
+    assert excluded["oa-text"] == "lacks vision" and excluded["an-haiku"] is None
     assert_trace_costs(row, trace)

@@ -70,7 +70,7 @@ def workload(models: dict[str, list[str]], n: int) -> list[dict[str, Any]]:
     shapes = ["plain", "stream", "cached", "tools", "json", "plain", "stream", "cached"]
     jobs: list[dict[str, Any]] = []
     for i in range(n):
-        model = names[i % len(names)] if i % 10 != 9 else "cheap"
+        model = "cheap" if i % 10 == 9 else "auto" if i % 10 == 4 else names[i % len(names)]
         shape = shapes[i % len(shapes)]
         msgs: list[dict[str, Any]] = [{"role": "user", "content":
                                        f"Question {i}: summarise why caching saves money."}]

@@ -7,6 +7,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from typing import TYPE_CHECKING
+
+from thrifty.errors import ThriftyError
+
+if TYPE_CHECKING:
+    from thrifty.config.resolve import Runtime
+    from thrifty.core.request import ChatRequest
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -21,7 +29,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
 
 
-def _runtime(config: str | None) -> tuple[object, str]:
+def _runtime(config: str | None) -> tuple[Runtime, str]:
     from pathlib import Path
 
     from thrifty.config.load import load_settings, parse_settings
@@ -37,7 +45,7 @@ def _runtime(config: str | None) -> tuple[object, str]:
     return resolve(parse_settings({"providers": providers}, origin="catalog")), note
 
 
-def _request(args: argparse.Namespace) -> object:
+def _request(args: argparse.Namespace) -> ChatRequest:
     from thrifty.core.request import ChatRequest
 
     content: object = args.prompt
@@ -68,8 +76,12 @@ def run(args: argparse.Namespace) -> int:
     from thrifty.routing.stats import RouterStats
 
     runtime, note = _runtime(args.config)
-    route, plan = plan_request(_request(args), runtime.routes,  # type: ignore[arg-type,attr-defined]
-                               RouterStats(), random.Random(0), SystemClock())
+    try:
+        route, plan = plan_request(_request(args), runtime.routes, RouterStats(),
+                                   random.Random(0), SystemClock())
+    except ThriftyError as exc:  # an unknown model, nothing eligible: say so, no traceback
+        print(f"thrifty: {exc.message}", file=sys.stderr)
+        return 2
     if args.json:
         print(orjson.dumps({"route": route_summary(route, plan), **plan.to_json()},
                            option=orjson.OPT_INDENT_2).decode())

@@ -17,7 +17,7 @@ from thrifty.providers.vendors import VENDORS, Vendor
 from thrifty.routing.build import build_policy
 from thrifty.routing.composite import Rules, targets_for
 from thrifty.routing.defaults import usable_shipped_routes
-from thrifty.routing.policies import Direct, Fallback
+from thrifty.routing.policies import Deployments, Direct, Fallback
 from thrifty.routing.table import Route, RouteTable
 
 _DEFAULT_CONTEXT = 8192
@@ -32,6 +32,7 @@ class ResolvedProvider:
     api_key: str | None = field(repr=False)
     api_version: str | None
     headers: Mapping[str, str]
+    region: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +50,24 @@ def resolve(settings: Settings, *, base_dir: Path | None = None) -> Runtime:
     notes: list[str] = []
     providers = {name: _provider(name, cfg) for name, cfg in settings.providers.items()}
     targets: dict[str, Target] = {}
+    deployments: dict[str, tuple[Target, ...]] = {}
     for public, mcfg in settings.models.items():
-        targets[public] = _configured_target(public, mcfg, providers, catalog)
+        group = _configured_targets(public, mcfg, providers, catalog)
+        targets[public] = group[0]
+        if len(group) > 1:
+            deployments[public] = group
     for prov in providers.values():
         listed = _catalog_targets(prov, catalog)
-        if not listed and not any(m.provider == prov.name for m in settings.models.values()):
+        if not listed and not any(prov.name in _providers_of(m) for m in
+                                  settings.models.values()):
             notes.append(f"provider {prov.name} has no models: list them under `models:`")
         for target in listed:
             qualified = f"{prov.name}/{target.upstream_model}"
             targets.setdefault(qualified, replace(target, model=qualified))
             targets.setdefault(target.upstream_model, target)
-    routes = {name: Route(name, "model", (t,), Direct(t))
-              for name, t in targets.items()}
+    routes = {name: Route(name, "model", (t,), Direct(t)) for name, t in targets.items()}
+    for name, group in deployments.items():
+        routes[name] = Route(name, "model", group, Deployments(group))
     table = RouteTable(routes)
     aliases: dict[str, list[str] | RouteConfig] = {}
     if "auto" not in settings.aliases and "auto" not in routes:
@@ -78,6 +85,10 @@ def resolve(settings: Settings, *, base_dir: Path | None = None) -> Runtime:
     for name, route in routes.items():  # rules may delegate to routes defined after them
         _check_delegations(name, route, routes)
     return Runtime(settings, providers, table, catalog, tuple(notes))
+
+
+def _providers_of(m: ModelConfig) -> set[str]:
+    return {m.provider} if m.provider else {d.provider for d in m.deployments}
 
 
 def _check_delegations(name: str, route: Route, routes: Mapping[str, Route]) -> None:
@@ -113,24 +124,43 @@ def _provider(name: str, cfg: ProviderConfig) -> ResolvedProvider:
             f"providers.{name}.api_key: vendor {vendor.name} needs a key; "
             f"set api_key: ${{{vendor.key_env[0] if vendor.key_env else 'KEY'}}} (from {env})"
         )
-    return ResolvedProvider(name, vendor, base_url, key, cfg.api_version, dict(cfg.headers))
+    return ResolvedProvider(name, vendor, base_url, key, cfg.api_version, dict(cfg.headers),
+                            cfg.region)
 
 
-def _configured_target(
+def _configured_targets(
     public: str, mcfg: ModelConfig, providers: Mapping[str, ResolvedProvider], catalog: Catalog
-) -> Target:
-    prov = providers.get(mcfg.provider)
-    if prov is None:
-        raise ConfigError(
-            f"models.{public}.provider: {mcfg.provider!r} is not under `providers:`; "
-            f"configured: {', '.join(sorted(providers)) or 'none'}"
-        )
-    upstream = mcfg.model or public
-    known = catalog.get(prov.vendor.catalog_provider, upstream)
-    info = _model_info(public, mcfg, prov, upstream, known)
-    if prov.vendor.name == "azure" and not mcfg.deployment:
-        raise ConfigError(f"models.{public}.deployment: Azure OpenAI needs the deployment name")
-    return _target(public, prov, upstream, info, deployment=mcfg.deployment)
+) -> tuple[Target, ...]:
+    """One target per deployment (the single ``provider`` form is one deployment)."""
+    if mcfg.provider and mcfg.deployments:
+        raise ConfigError(f"models.{public}: give either provider or deployments, not both")
+    if not mcfg.provider and not mcfg.deployments:
+        raise ConfigError(f"models.{public}: say which provider serves it (provider: NAME) "
+                          "or list deployments")
+    specs = ([(mcfg.provider, mcfg.model, mcfg.deployment, 1.0, f"models.{public}")]
+             if mcfg.provider else
+             [(d.provider, d.model or mcfg.model, d.deployment, d.weight,
+               f"models.{public}.deployments[{i}]") for i, d in enumerate(mcfg.deployments)])
+    out = []
+    for provider, model, deployment, weight, where in specs:
+        prov = providers.get(provider or "")
+        if prov is None:
+            raise ConfigError(
+                f"{where}.provider: {provider!r} is not under `providers:`; "
+                f"configured: {', '.join(sorted(providers)) or 'none'}"
+            )
+        upstream = model or public
+        known = catalog.get(prov.vendor.catalog_provider, upstream)
+        info = _model_info(public, mcfg, prov, upstream, known)
+        if prov.vendor.name == "azure" and not deployment:
+            raise ConfigError(f"{where}.deployment: Azure OpenAI needs the deployment name")
+        out.append(replace(_target(public, prov, upstream, info, deployment=deployment),
+                           weight=weight))
+    keys = [t.key for t in out]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"models.{public}.deployments: two deployments are the same place "
+                          f"({', '.join(keys)}); give each its own provider or deployment")
+    return tuple(out)
 
 
 def _model_info(
@@ -187,5 +217,5 @@ def _target(
         model=public, provider=prov.name, wire=v.wire, upstream_model=upstream,
         base_url=prov.base_url, info=info, api_key=prov.api_key, auth=v.auth,
         headers=prov.headers, drop_params=v.drop_params, rename_params=v.rename_params,
-        api_version=prov.api_version, deployment=deployment,
+        api_version=prov.api_version, deployment=deployment, region=prov.region,
     )

@@ -7,6 +7,8 @@
                {alias: {policy, models, tiers, rules, router, constraints, ...}}
     ledger:    {backend, path}
     pricing:   {catalogs: [file, ...]}
+    fallbacks: {model: [{on: [rate_limit, ...], to: [model, ...]}]}
+    resilience: {retries, health (memory | redis), stream_failover, hedge_after_ms}
 """
 
 from __future__ import annotations
@@ -51,10 +53,23 @@ class PriceConfig(Strict):
     cache_write: Decimal | None = Field(default=None, ge=0)
 
 
-class ModelConfig(Strict):
+class DeploymentConfig(Strict):
+    """One place that serves a logical model: a provider account (key, region, base URL)
+    and the model's id there."""
+
     provider: str
     model: str | None = None
+    """Upstream model id; defaults to the logical model's ``model`` or public name."""
+    deployment: str | None = None
+    weight: float = Field(default=1.0, gt=0)
+
+
+class ModelConfig(Strict):
+    provider: str | None = None
+    """The single provider serving it; or list several under ``deployments``."""
+    model: str | None = None
     """Upstream model id; defaults to the public name."""
+    deployments: list[DeploymentConfig] = Field(default_factory=list)
     deployment: str | None = None
     price: PriceConfig | Literal[0] | None = None
     """Overrides the catalog; ``0`` declares a free (self-hosted) model."""
@@ -102,6 +117,47 @@ class RouteConfig(Strict):
     threshold: float | None = Field(default=None, ge=0, le=1)
     """Learned policy with a strong/weak pair: strong when its score >= threshold."""
     description: str = ""
+    hedge: bool = False
+    """Latency-critical: race a second deployment after the first's p95 time to first
+    token; the first to answer wins, the other is cancelled, both are billed."""
+
+
+FallbackReason = Literal["rate_limit", "server_error", "timeout", "connection", "bad_response",
+                         "auth", "context_window", "content_policy", "any"]
+
+
+class FallbackRule(Strict):
+    """``{on: [rate_limit, server_error], to: [claude-sonnet-4-6]}``: when every deployment
+    of a model failed for one of these reasons, try these models next, in order."""
+
+    on: list[FallbackReason] = Field(default=["any"])
+    to: list[str] = Field(min_length=1)
+
+
+class RetryConfig(Strict):
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    """Rounds over a model's deployments (each round tries every healthy one)."""
+    base_s: float = Field(default=0.25, ge=0)
+    max_backoff_s: float = Field(default=8.0, ge=0)
+
+
+class HealthConfig(Strict):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    breaker: dict[str, object] = Field(default_factory=dict)
+    """Circuit-breaker settings (see ``resilience.breaker.BreakerConfig``)."""
+
+
+class ResilienceConfig(Strict):
+    retries: RetryConfig = Field(default_factory=lambda: RetryConfig())
+    health: HealthConfig = Field(default_factory=lambda: HealthConfig())
+    stream_failover: Literal["error", "continue"] = "error"
+    """After the first token: end the stream with an error event, or continue on a
+    fallback deployment from the text already sent (assistant prefix)."""
+    hedge_after_ms: float | None = Field(default=None, gt=0)
+    """Hedging: start a second attempt on another deployment when the first has not
+    answered after this long (None: off; routes may set ``hedge: true`` to use the
+    observed p95 time to first token instead)."""
 
 
 class LedgerConfig(Strict):
@@ -118,6 +174,8 @@ class Settings(Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     aliases: dict[str, list[str] | RouteConfig] = Field(default_factory=dict)
+    fallbacks: dict[str, list[FallbackRule]] = Field(default_factory=dict)
+    resilience: ResilienceConfig = Field(default_factory=lambda: ResilienceConfig())
     ledger: LedgerConfig = Field(default_factory=lambda: LedgerConfig())
     pricing: PricingConfig = Field(default_factory=lambda: PricingConfig())
 

@@ -157,6 +157,7 @@ class Gateway:
                     plan.tiers_targets(), 0, outcome,
                     lambda t: self.executor.complete(req, t, deadlines))
         outcome.accepted = call
+        call.verdict = call.verdict or "accepted"
         outcome.latency_ms = (self.clock.monotonic() - t0) * 1000
         outcome.ttft_ms = outcome.latency_ms
         body = completion.body
@@ -178,6 +179,7 @@ class Gateway:
                     plan.tiers_targets(), 0, outcome,
                     lambda t: self.executor.open_stream(req, t, deadlines), streaming=True)
         outcome.accepted = call
+        call.verdict = call.verdict or "accepted"
         outcome.ttft_ms = (self.clock.monotonic() - t0) * 1000
         return GatewayStream(outcome, call, source, t0, self.clock.monotonic, self.record)
 

@@ -62,10 +62,14 @@ class Target:
     region: str | None = None
     """Data-region tag of the provider account (``eu``, ``us-east``), for constraints."""
 
+    weight: float = 1.0
+    """Share of traffic among the deployments of one logical model."""
+
     @property
     def key(self) -> str:
-        """``provider/upstream_model``: the identity stats and ledgers group by."""
-        return f"{self.provider}/{self.upstream_model}"
+        """The deployment's identity for health and stats: ``provider/upstream_model``
+        (``provider/deployment`` for Azure deployments)."""
+        return f"{self.provider}/{self.deployment or self.upstream_model}"
 
 
 @dataclass(frozen=True, slots=True)

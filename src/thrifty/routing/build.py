@@ -122,7 +122,7 @@ def _rules(name: str, cfg: RouteConfig, table: Mapping[str, Target],
                               f"use one of {', '.join(RANKING)} or delegate with `route:`")
         per_rule[i] = ranking_policy(kind, targets, cfg)
         used.extend(targets)
-    return Rules(ruleset, per_rule, resolver, name), tuple(dict.fromkeys(used))
+    return Rules(ruleset, per_rule, resolver, name), tuple({t.key: t for t in used}.values())
 
 
 def _learned(name: str, cfg: RouteConfig, table: Mapping[str, Target],

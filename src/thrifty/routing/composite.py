@@ -38,8 +38,8 @@ class Rules:
                                                               else "")
         if match.route is not None:
             inner = self.resolver.policy_for(match.route).plan(ctx)
-        else:
-            inner = self.per_rule[match.index].plan(ctx)
+            return replace(inner, via=(label, match.route, *inner.via))
+        inner = self.per_rule[match.index].plan(ctx)
         return replace(inner, via=(label, *inner.via))
 
 

@@ -83,6 +83,24 @@ class Direct:
 
 
 @dataclass(frozen=True, slots=True)
+class Deployments:
+    """A logical model served by several deployments: a weighted random order (seeded rng),
+    nothing excluded (the client named the model). Health-aware skipping of deployments
+    whose breaker is open happens when the plan is executed."""
+
+    targets: tuple[Target, ...]
+    name: str = "deployments"
+
+    def plan(self, ctx: RouteContext) -> Plan:
+        keys = {t.key: -math.log(1.0 - ctx.rng.random()) / t.weight for t in self.targets}
+        ordered = sorted(self.targets, key=lambda t: keys[t.key])
+        cands = tuple(Candidate(t.model, t.provider, expected_cost_usd(
+            t, ctx.features, ctx.stats.get(t.key)), score=keys[t.key]) for t in ordered)
+        return Plan(self.name, "fallback", single_tiers(ordered), cands,
+                    "weighted order over the model's deployments")
+
+
+@dataclass(frozen=True, slots=True)
 class Fallback:
     targets: tuple[Target, ...]
     constraints: Constraints = field(default_factory=Constraints)
