@@ -21,7 +21,7 @@ FAULTS = {
     "500": (503, "upstream_unavailable"),
     "503": (503, "upstream_unavailable"),
     "529": (503, "upstream_unavailable"),
-    "reset": (503, "upstream_unavailable"),
+    "reset": (503, "upstream_connection_failed"),
     "malformed": (502, "upstream_bad_response"),
     "timeout": (504, "upstream_timeout"),
 }

@@ -331,12 +331,14 @@ async def test_a_failing_final_tier_fails_the_request_but_bills_every_call(
         await client(gwc).chat.completions.create(
             model="casc-dead-end", messages=[{"role": "user", "content": OPEN}])
     assert info.value.status_code >= 500
-    assert fakes.gemini.stats.outcomes["503"] == 1
+    # the final tier is retried by the resilience layer (default: 3 rounds) before failing
+    retries = gwc.gateway.resilience.policy.max_attempts
+    assert fakes.gemini.stats.outcomes["503"] == retries
     costs = served_cost(fakes.openai, "oa-mini") + served_cost(fakes.anthropic, "an-haiku")
     row, trace = one_row(await gwc.ledger_rows())
-    assert row["status"] == info.value.status_code and row["calls"] == 3
-    assert [c["model"] for c in trace["calls"]] == ["oa-mini", "an-haiku", "ge-down"]
-    assert trace["calls"][2]["status"] >= 500
+    assert row["status"] == info.value.status_code and row["calls"] == 2 + retries
+    assert [c["model"] for c in trace["calls"]] == ["oa-mini", "an-haiku"] + ["ge-down"] * retries
+    assert all(c["status"] >= 500 for c in trace["calls"][2:])
     assert row["cost_nano_usd"] == to_nano_usd(sum(costs, Decimal(0))) > 0
     assert_trace_costs(row, trace)
 

@@ -23,6 +23,8 @@ class RequestOptions:
     latency_budget_ms: float | None = None
     policy: str | None = None
     """Routing: use this policy (or route) instead of the route's own."""
+    fallbacks: tuple[str, ...] = ()
+    """Models to try, in order, when every deployment of the routed model failed."""
 
 
 @dataclass(slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -14,6 +15,8 @@ class Completion:
     """An OpenAI ``chat.completion`` object (the usage inside is rewritten by the gateway)."""
     usage: Usage | None
     finish_reason: str | None = None
+    headers: Mapping[str, str] | None = None
+    """The upstream response's headers (rate-limit headroom is read from them)."""
 
 
 class StreamDecoder(Protocol):

@@ -41,9 +41,9 @@ class CascadeRunner:
         accepted = await self._early_tiers(plan, outcome, deadlines)
         if accepted is not None:
             return accepted
-        req = outcome.req
-        return await self._gw.attempt_in_order(
-            plan.tiers[-1].targets, len(plan.tiers) - 1, outcome,
+        req, final = outcome.req, plan.tiers[-1].targets
+        return await self._gw.resilience.run(
+            final[0].model, final, len(plan.tiers) - 1, outcome,
             lambda t: self._gw.executor.complete(req, t, deadlines))
 
     async def stream(self, plan: Plan, outcome: Outcome,
@@ -52,9 +52,9 @@ class CascadeRunner:
         if accepted is not None:
             completion, call = accepted
             return CompletionStream(completion), call
-        req = outcome.req
-        opened, call = await self._gw.attempt_in_order(
-            plan.tiers[-1].targets, len(plan.tiers) - 1, outcome,
+        req, final = outcome.req, plan.tiers[-1].targets
+        opened, call = await self._gw.resilience.run(
+            final[0].model, final, len(plan.tiers) - 1, outcome,
             lambda t: self._gw.executor.open_stream(req, t, deadlines), streaming=True)
         return opened, call
 
@@ -75,7 +75,7 @@ class CascadeRunner:
         req = outcome.req
 
         async def one(target: Any) -> tuple[Completion, Call]:
-            return await self._gw.attempt(
+            return await self._gw.resilience.once(
                 target, index, outcome, lambda t: self._gw.executor.complete(req, t, deadlines))
 
         results = await asyncio.gather(*(one(t) for t in tier.targets), return_exceptions=True)

@@ -22,6 +22,7 @@ class OpenStream:
 
     def __init__(self, upstream: UpstreamStream, decoder: StreamDecoder, provider: str) -> None:
         self.decoder = decoder
+        self.headers = upstream.headers
         self._upstream = upstream
         self._provider = provider
         self._raw = upstream.chunks()
@@ -78,7 +79,9 @@ class Executor:
         raw = await self.transport.send(up, deadlines, target.provider)
         if raw.status >= 400:
             raise adapter.classify_error(raw.status, raw.headers, raw.body, target)
-        return adapter.parse_response(raw.body, req, target)
+        completion = adapter.parse_response(raw.body, req, target)
+        completion.headers = raw.headers
+        return completion
 
     async def open_stream(
         self, req: ChatRequest, target: Target, deadlines: Deadlines

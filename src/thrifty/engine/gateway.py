@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,13 +32,14 @@ from thrifty.engine.cascade import CascadeRunner
 from thrifty.engine.execute import Executor, OpenStream
 from thrifty.engine.feedback import FeedbackBook, Pending
 from thrifty.engine.planner import plan_request, route_summary
+from thrifty.engine.resilient import Resilience
 from thrifty.engine.streaming import CLIENT_CLOSED, CompletionStream, GatewayStream
 from thrifty.errors import ThriftyError
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.providers.base import Target
 from thrifty.providers.transport import Deadlines, Transport
 from thrifty.routing.policy import Plan
-from thrifty.routing.stats import RouterStats
+from thrifty.routing.stats import ModelStats, RouterStats
 
 log = logging.getLogger("thrifty.gateway")
 T = TypeVar("T")
@@ -64,6 +65,8 @@ class Gateway:
         self.rng = rng or random.Random()
         self.stats = RouterStats()
         self.cascades = CascadeRunner(self)
+        self.resilience = Resilience(self, runtime.settings.resilience,
+                                     runtime.settings.fallbacks, self.rng)
         self.feedback_book = FeedbackBook()
         s = runtime.settings.server
         self.deadlines = Deadlines(s.connect_timeout_s, s.first_token_timeout_s,
@@ -79,6 +82,7 @@ class Gateway:
     async def start(self) -> None:
         if self.ledger is not None:
             await self.ledger.start()
+            await self._seed_stats()
         if any(getattr(getattr(r.policy, "rules", None), "needs_language", False)
                for r in self.routes.routes()):
             from thrifty.routing.language import default_detector
@@ -153,8 +157,8 @@ class Gateway:
             if plan.mode == "cascade":
                 completion, call = await self.cascades.complete(plan, outcome, deadlines)
             else:
-                completion, call = await self.attempt_in_order(
-                    plan.tiers_targets(), 0, outcome,
+                completion, call = await self.resilience.run(
+                    req.model, plan.tiers_targets(), 0, outcome,
                     lambda t: self.executor.complete(req, t, deadlines))
         outcome.accepted = call
         call.verdict = call.verdict or "accepted"
@@ -175,13 +179,25 @@ class Gateway:
             if plan.mode == "cascade":
                 source, call = await self.cascades.stream(plan, outcome, deadlines)
             else:
-                source, call = await self.attempt_in_order(
-                    plan.tiers_targets(), 0, outcome,
+                source, call = await self.resilience.run(
+                    req.model, plan.tiers_targets(), 0, outcome,
                     lambda t: self.executor.open_stream(req, t, deadlines), streaming=True)
         outcome.accepted = call
         call.verdict = call.verdict or "accepted"
         outcome.ttft_ms = (self.clock.monotonic() - t0) * 1000
         return GatewayStream(outcome, call, source, t0, self.clock.monotonic, self.record)
+
+    async def _seed_stats(self) -> None:
+        """Start latency, output-length and error estimates from the last day of the ledger
+        instead of from nothing (effective-cost and least-latency read them)."""
+        recent = getattr(self.ledger.store if self.ledger else None, "recent_model_stats", None)
+        if recent is None:
+            return
+        rows = await asyncio.to_thread(recent, self.clock.now() - 86_400)
+        for provider, model, n, latency, ttft, out, errors in rows:
+            self.stats.seed(f"{provider}/{model}", ModelStats(
+                samples=n, ttft_ms=ttft, latency_ms=latency, output_tokens=out,
+                error_rate=errors))
 
     def _plan(self, outcome: Outcome) -> Plan:
         route, plan = plan_request(outcome.req, self.routes, self.stats, self.rng, self.clock)
@@ -236,21 +252,6 @@ class Gateway:
             self.stats.record(key, ok=True, latency_ms=call.latency_ms,
                               ttft_ms=call.latency_ms)
         return result, call
-
-    async def attempt_in_order(self, targets: Sequence[Target], tier: int, outcome: Outcome,
-                               fn: Callable[[Target], Awaitable[T]], *, streaming: bool = False
-                               ) -> tuple[T, Call]:
-        """Try targets in order; a retryable upstream failure moves on to the next one
-        (full retry and breaker policy belongs to the resilience layer)."""
-        last = len(targets) - 1
-        for i, target in enumerate(targets):
-            try:
-                return await self.attempt(target, tier, outcome, fn, streaming=streaming)
-            except ThriftyError as exc:
-                if i == last or not (exc.retryable and exc.provider is not None):
-                    raise
-                log.info("falling back from %s: %s", target.provider, exc.code)
-        raise AssertionError("a plan always has a target")
 
     # -- accounting ------------------------------------------------------------------------
 

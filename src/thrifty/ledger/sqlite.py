@@ -145,6 +145,24 @@ class SQLiteLedger:
             out.append(AttemptRow(**values))
         return out
 
+    def recent_model_stats(self, since: float) -> list[tuple[str, str, int, float | None,
+                                                              float | None, float | None,
+                                                              float]]:
+        """Per deployment since ``since``, from its attempts: (provider, upstream_model,
+        attempts, mean latency ms of successes, mean time to first token of the requests it
+        answered, mean output tokens of successes, error rate). Seeds routing stats."""
+        sql = """
+            SELECT a.provider, a.upstream_model, COUNT(*),
+                   AVG(CASE WHEN a.status < 400 THEN a.latency_ms END),
+                   AVG(CASE WHEN a.status < 400 THEN r.ttft_ms END),
+                   AVG(CASE WHEN a.status < 400 THEN a.output_tokens END),
+                   AVG(CASE WHEN a.status >= 400 AND a.status != 499 THEN 1.0 ELSE 0.0 END)
+            FROM attempts a JOIN requests r ON r.request_id = a.request_id
+            WHERE r.ts >= ? GROUP BY a.provider, a.upstream_model
+        """
+        with self._lock:
+            return [tuple(row) for row in self._conn.execute(sql, (since,)).fetchall()]
+
     def count(self) -> int:
         with self._lock:
             row = self._conn.execute("SELECT COUNT(*) FROM requests").fetchone()

@@ -116,6 +116,7 @@ def _map_exception(exc: BaseException, provider: str) -> BaseException:
         )
     if isinstance(exc, aiohttp.ClientError | OSError):
         return UpstreamUnavailable(
-            f"provider {provider} connection failed ({type(exc).__name__})", provider=provider
+            f"provider {provider} connection failed ({type(exc).__name__})", provider=provider,
+            code="upstream_connection_failed",
         )
     return exc

@@ -240,6 +240,10 @@ def parse_options(value: Any) -> RequestOptions:
     if timeout is not None:
         _number(0.001, 3600)(timeout, "thrifty.timeout_s")
         opts.timeout_s = float(timeout)
+    fallbacks = value.get("fallbacks")
+    if fallbacks is not None:
+        _stop(fallbacks, "thrifty.fallbacks")
+        opts.fallbacks = (fallbacks,) if isinstance(fallbacks, str) else tuple(fallbacks)
     for name, check in _ROUTING_OPTIONS.items():
         raw = value.get(name)
         if raw is not None:
@@ -261,6 +265,9 @@ OPTION_HEADERS = {f"x-thrifty-{name.replace('_', '-')}": name for name in
 
 def apply_option_headers(req: ChatRequest, headers: Mapping[str, str]) -> None:
     """Header values fill options the body did not set (the body wins: it is explicit)."""
+    chain = headers.get("x-thrifty-fallbacks")
+    if chain and not req.options.fallbacks:
+        req.options.fallbacks = tuple(m.strip() for m in chain.split(",") if m.strip())
     for header, name in OPTION_HEADERS.items():
         raw = headers.get(header)
         if raw is None or getattr(req.options, name) is not None:
