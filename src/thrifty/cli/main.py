@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "route": ("route", "explain how a request would be routed"),
     "router": ("router", "train and inspect learned routers"),
     "bench": ("bench", "offline benchmarks (routing replay)"),
+    "health": ("health", "show each deployment's health on a running gateway"),
 }
 
 

@@ -12,9 +12,10 @@ ledger row carrying every upstream call it made.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,7 +34,12 @@ from thrifty.engine.execute import Executor, OpenStream
 from thrifty.engine.feedback import FeedbackBook, Pending
 from thrifty.engine.planner import plan_request, route_summary
 from thrifty.engine.resilient import Resilience
-from thrifty.engine.streaming import CLIENT_CLOSED, CompletionStream, GatewayStream
+from thrifty.engine.streaming import (
+    CLIENT_CLOSED,
+    CompletionStream,
+    Continuation,
+    GatewayStream,
+)
 from thrifty.errors import ThriftyError
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.providers.base import Target
@@ -185,7 +191,32 @@ class Gateway:
         outcome.accepted = call
         call.verdict = call.verdict or "accepted"
         outcome.ttft_ms = (self.clock.monotonic() - t0) * 1000
-        return GatewayStream(outcome, call, source, t0, self.clock.monotonic, self.record)
+        cont = None
+        if plan.mode == "fallback" and self.runtime.settings.resilience.stream_failover == (
+                "continue"):
+            cont = self._continuation(req, plan.tiers_targets(), outcome, deadlines)
+        return GatewayStream(outcome, call, source, t0, self.clock.monotonic, self.record,
+                             cont)
+
+    def _continuation(self, req: ChatRequest, targets: Sequence[Target], outcome: Outcome,
+                      deadlines: Deadlines) -> Continuation:
+        """Reopen a stream that failed after its first token on another deployment, with
+        the text already sent as an assistant prefix the model continues from."""
+
+        async def reopen(prefix: str, tried: set[str]) -> tuple[OpenStream, Call] | None:
+            rest = [t for t in targets if t.key not in tried] or list(targets)
+            messages = list(req.body.get("messages") or [])
+            if prefix:
+                messages.append({"role": "assistant", "content": prefix})
+            cont_req = dataclasses.replace(req, body={**req.body, "messages": messages})
+            try:
+                return await self.resilience.run(
+                    req.model, rest, 0, outcome,
+                    lambda t: self.executor.open_stream(cont_req, t, deadlines), streaming=True)
+            except ThriftyError:
+                return None
+
+        return reopen
 
     async def _seed_stats(self) -> None:
         """Start latency, output-length and error estimates from the last day of the ledger

@@ -137,6 +137,8 @@ class Resilience:
                 break
             await asyncio.sleep(delay)
         assert last is not None
+        if last.retry_after is None:  # tell the client when the deployments may be back
+            last.retry_after = (await self._all_down(targets)).retry_after
         raise last
 
     async def once(self, target: Target, tier: int, outcome: Outcome,

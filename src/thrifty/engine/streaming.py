@@ -4,7 +4,7 @@ request is accounted exactly once, when the stream ends or the client goes away.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ from thrifty.errors import ThriftyError
 from thrifty.providers.base import Target
 
 _DONE = b"data: [DONE]\n\n"
+_MAX_CONTINUATIONS = 3
 CLIENT_CLOSED = 499
 
 
@@ -53,19 +54,32 @@ def completion_chunks(body: dict[str, Any]) -> list[dict[str, Any]]:
     return chunks
 
 
+Continuation = Callable[[str, set[str]], Awaitable["tuple[OpenStream, Call] | None"]]
+"""Reopen a failed stream elsewhere: (text already sent, deployment keys tried) -> a new
+stream that continues it (assistant prefix), or None when nothing is left to try."""
+
+
 class GatewayStream:
     """A stream already past its first token. Iterate ``events()`` to the end or call
-    ``aclose()``: either way the request is accounted exactly once."""
+    ``aclose()``: either way the request is accounted exactly once.
+
+    If the upstream fails mid-stream and a ``continuation`` is given (route option
+    ``stream_failover: continue``), the stream goes on from another deployment, which is
+    sent the text so far as an assistant prefix; the switch is in the ledger's trace.
+    Otherwise the stream ends with an OpenAI-style error event."""
 
     def __init__(self, outcome: Outcome, call: Call, source: OpenStream | CompletionStream,
                  t0: float, monotonic: Callable[[], float],
-                 record: Callable[[Outcome], None]) -> None:
+                 record: Callable[[Outcome], None],
+                 continuation: Continuation | None = None) -> None:
         self.outcome = outcome
         self._call = call
         self._source = source
         self._t0 = t0
         self._monotonic = monotonic
         self._record = record
+        self._continuation = continuation
+        self._sent: list[str] = []
         self._chars = 0
         self._finished = False
 
@@ -76,17 +90,28 @@ class GatewayStream:
     async def events(self) -> AsyncGenerator[bytes, None]:
         req = self.outcome.req
         usage_chunk: dict[str, Any] | None = None
+        tried = {self._call.target.key}
+        continued = False
         try:
-            async for batch in self._source.batches():
-                out = []
-                for chunk in batch:
-                    if not chunk.get("choices") and "usage" in chunk:
-                        usage_chunk = chunk  # held back: it is sent last, with the cost
-                        continue
-                    self._chars += _chunk_chars(chunk)
-                    out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
-                if out:
-                    yield b"".join(out)
+            while True:
+                try:
+                    async for batch in self._source.batches():
+                        out = []
+                        for chunk in batch:
+                            if not chunk.get("choices") and "usage" in chunk:
+                                usage_chunk = chunk  # held back: sent last, with the cost
+                                continue
+                            if continued:
+                                _drop_role(chunk)
+                            self._chars += _chunk_chars(chunk, self._sent)
+                            out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
+                        if out:
+                            yield b"".join(out)
+                    break
+                except ThriftyError as exc:
+                    if not await self._continue(exc, tried):
+                        raise
+                    continued = True
         except ThriftyError as exc:
             self._settle(exc.status, exc.code)
             yield b"data: " + orjson.dumps(exc.to_openai()) + b"\n\n" + _DONE
@@ -101,6 +126,30 @@ class GatewayStream:
             yield b"data: " + orjson.dumps(chunk) + b"\n\n" + _DONE
         else:
             yield _DONE
+
+    async def _continue(self, exc: ThriftyError, tried: set[str]) -> bool:
+        """Close the failed upstream call (unpriced: the provider failed it) and reopen
+        the stream elsewhere; False when that is not configured or not possible."""
+        if self._continuation is None or not exc.retryable or len(tried) > _MAX_CONTINUATIONS:
+            return False
+        failed = self._call
+        self._source.close()
+        failed.status, failed.error_code = exc.status, exc.code
+        failed.latency_ms = (self._monotonic() - self._t0) * 1000
+        failed.usage = self._source.usage if isinstance(self._source, CompletionStream) else (
+            self._source.decoder.usage)
+        failed.verdict = "stream cut: continued elsewhere"
+        nxt = await self._continuation("".join(self._sent), tried)
+        if nxt is None:
+            return False
+        self._source, self._call = nxt
+        self._chars = 0
+        tried.add(self._call.target.key)
+        self.outcome.accepted = self._call
+        self._call.verdict = f"accepted: continued after {len(''.join(self._sent))} chars"
+        self.outcome.trace.escalation = (f"stream from {failed.target.key} failed "
+                                         f"({exc.code}); continued on {self._call.target.key}")
+        return True
 
     async def aclose(self) -> None:
         """The client went away: stop paying for tokens no one reads, and account."""
@@ -120,7 +169,8 @@ class GatewayStream:
         call.latency_ms = o.latency_ms
         usage = self._source.usage if isinstance(self._source, CompletionStream) else (
             self._source.decoder.usage)
-        if usage is None:
+        if usage is None and status in (200, CLIENT_CLOSED):
+            # the stream was delivered (or we cut it): the provider bills what it sent
             usage = estimate_usage(o.req, self._chars)
             call.usage_estimated = True
         call.usage = usage
@@ -139,7 +189,15 @@ class GatewayStream:
         }
 
 
-def _chunk_chars(chunk: dict[str, Any]) -> int:
+def _drop_role(chunk: dict[str, Any]) -> None:
+    """A continuation's first delta repeats the role: the client has it already."""
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict):
+            delta.pop("role", None)
+
+
+def _chunk_chars(chunk: dict[str, Any], sent: list[str]) -> int:
     n = 0
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") if isinstance(choice, dict) else None
@@ -147,6 +205,7 @@ def _chunk_chars(chunk: dict[str, Any]) -> int:
             content = delta.get("content")
             if isinstance(content, str):
                 n += len(content)
+                sent.append(content)
             for call in delta.get("tool_calls") or ():
                 fn = call.get("function") if isinstance(call, dict) else None
                 if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -14,7 +15,9 @@ from aiohttp import web
 
 from thrifty.core.ids import new_request_id
 from thrifty.core.request import ChatRequest
+from thrifty.engine.calls import Call
 from thrifty.engine.gateway import Gateway
+from thrifty.engine.health_report import deployment_report
 from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
 from thrifty.pricing.cost import format_usd
 from thrifty.server.auth import check_master_key
@@ -72,6 +75,7 @@ class Handlers:
             "x-thrifty-cost-usd": format_usd(o.cost),
             "x-thrifty-route": o.route or "direct",
             "x-thrifty-calls": str(len(o.calls)),
+            "x-thrifty-attempts": attempts_header(o.calls),
         })
 
     async def _read(self, request: web.Request) -> bytes:
@@ -99,6 +103,7 @@ class Handlers:
             "x-thrifty-model": stream.target.upstream_model,
             "x-thrifty-cost-usd": "pending",
             "x-thrifty-route": stream.outcome.route or "direct",
+            "x-thrifty-attempts": attempts_header(stream.outcome.calls),
         })
         events = stream.events()
         try:
@@ -131,6 +136,15 @@ class Handlers:
             return error_response(exc, new_request_id())
         return web.Response(body=self.models_body, content_type=_JSON)
 
+    async def health(self, request: web.Request) -> web.Response:
+        """Every deployment's breaker state, error rate, latency and rate-limit headroom."""
+        try:
+            check_master_key(request.headers, self.master_key)
+        except ThriftyError as exc:
+            return error_response(exc, new_request_id())
+        report = await deployment_report(self.gw)
+        return web.Response(body=orjson.dumps(report), content_type=_JSON)
+
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
 
@@ -139,6 +153,11 @@ class Handlers:
         status = 200 if n else 503
         body = {"status": "ready" if n else "no models configured", "models": n}
         return web.Response(body=orjson.dumps(body), status=status, content_type=_JSON)
+
+
+def attempts_header(calls: Sequence[Call]) -> str:
+    """``provider/model=status`` per upstream call, in order: what was tried."""
+    return ",".join(f"{c.target.key}={c.status}" for c in calls)
 
 
 def _models_list(gw: Gateway) -> dict[str, Any]:
@@ -164,6 +183,7 @@ def build_app(gateway: Gateway) -> web.Application:
         app.router.add_post(f"{prefix}/chat/completions", h.chat)
         app.router.add_get(f"{prefix}/models", h.models)
     app.router.add_post("/v1/thrifty/feedback", h.feedback)
+    app.router.add_get("/v1/thrifty/health", h.health)
     app.router.add_get("/healthz", h.healthz)
     app.router.add_get("/readyz", h.readyz)
     app.router.add_route("*", "/{tail:.*}", _not_found)
