@@ -59,7 +59,10 @@ class Replicas:
 async def _replicas(cfg: BreakerConfig) -> AsyncIterator[Replicas]:
     prefix = f"thrifty:test:{uuid.uuid4().hex}:"
     clock = FakeClock()
-    a, b = RedisHealth(URL, cfg, clock, prefix), RedisHealth(URL, cfg, clock, prefix)
+    # a generous timeout: under a loaded test run, a slow round trip must not switch the
+    # replicas to their per-process fallback (that is tested separately below)
+    a = RedisHealth(URL, cfg, clock, prefix, timeout_s=5.0)
+    b = RedisHealth(URL, cfg, clock, prefix, timeout_s=5.0)
     raw = redis_asyncio.from_url(URL, decode_responses=True)
     try:
         yield Replicas(a, b, clock, raw, prefix)

@@ -144,6 +144,8 @@ class RetryConfig(Strict):
 class HealthConfig(Strict):
     backend: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "thrifty:health:"
+    """Key prefix: gateways sharing it share breaker state (one prefix per deployment set)."""
     breaker: dict[str, object] = Field(default_factory=dict)
     """Circuit-breaker settings (see ``resilience.breaker.BreakerConfig``)."""
 

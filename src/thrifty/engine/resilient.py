@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from thrifty.config.schema import FallbackRule, ResilienceConfig
 from thrifty.core.clock import Clock
+from thrifty.core.estimate import estimate_prompt_tokens
 from thrifty.engine.account import Outcome
 from thrifty.engine.calls import Call
 from thrifty.errors import (
@@ -27,7 +28,7 @@ from thrifty.errors import (
 )
 from thrifty.providers.base import Target
 from thrifty.resilience.breaker import BreakerConfig, ErrorClass, classify
-from thrifty.resilience.headroom import parse_headroom
+from thrifty.resilience.headroom import Headroom, parse_headroom, should_avoid
 from thrifty.resilience.health import HealthStore, MemoryHealth
 from thrifty.resilience.retry import RetryPolicy, next_delay
 
@@ -49,7 +50,7 @@ def make_health(cfg: ResilienceConfig, clock: Clock) -> HealthStore:
     if cfg.health.backend == "redis":
         from thrifty.resilience.redis_health import RedisHealth
 
-        return RedisHealth(cfg.health.redis_url, breaker, clock)
+        return RedisHealth(cfg.health.redis_url, breaker, clock, prefix=cfg.health.redis_prefix)
     return MemoryHealth(breaker, clock)
 
 
@@ -83,6 +84,9 @@ class Resilience:
                                   max_backoff_s=cfg.retries.max_backoff_s)
         self._fallbacks = fallbacks
         self._rng = rng
+        # The providers' own rate-limit counters, as their latest response headers told
+        # this worker (the headers are the provider's global truth, so no sharing needed).
+        self._headroom: dict[str, Headroom] = {}
 
     async def run(self, model: str, targets: Sequence[Target], tier: int, outcome: Outcome,
                   fn: Attempt[T], *, streaming: bool = False) -> tuple[T, Call]:
@@ -109,6 +113,7 @@ class Resilience:
                            fn: Attempt[T], streaming: bool) -> tuple[T, Call]:
         gw, health = self._gw, self.health
         last: ThriftyError | None = None
+        targets = self._by_headroom(targets, outcome)
         for round_no in range(self.policy.max_attempts):
             for target in targets:
                 if not await health.allow(target.key):
@@ -127,6 +132,7 @@ class Resilience:
                 if headers:
                     room = parse_headroom(headers, gw.clock.now())
                     if room is not None:
+                        self._headroom[target.key] = room
                         await health.record_headroom(target.key, room)
                 return result, call
             if last is None:
@@ -140,6 +146,19 @@ class Resilience:
         if last.retry_after is None:  # tell the client when the deployments may be back
             last.retry_after = (await self._all_down(targets)).retry_after
         raise last
+
+    def _by_headroom(self, targets: Sequence[Target], outcome: Outcome) -> Sequence[Target]:
+        """Deployments whose rate-limit headroom is spent go last, so traffic moves away
+        before they start answering 429."""
+        if not self._headroom:
+            return targets
+        now = self._gw.clock.now()
+        tokens = estimate_prompt_tokens(outcome.req.body)
+        spent = [t for t in targets if (h := self._headroom.get(t.key)) is not None
+                 and should_avoid(h, now, tokens)]
+        if not spent:
+            return targets
+        return [t for t in targets if t not in spent] + spent
 
     async def once(self, target: Target, tier: int, outcome: Outcome,
                    fn: Attempt[T]) -> tuple[T, Call]:

@@ -136,8 +136,9 @@ class GatewayStream:
         self._source.close()
         failed.status, failed.error_code = exc.status, exc.code
         failed.latency_ms = (self._monotonic() - self._t0) * 1000
-        failed.usage = self._source.usage if isinstance(self._source, CompletionStream) else (
-            self._source.decoder.usage)
+        # The provider failed this call: nothing of it is billed to the client (a partial
+        # usage report, like Anthropic's message_start, is not a charge for a failed call).
+        failed.usage = None
         failed.verdict = "stream cut: continued elsewhere"
         nxt = await self._continuation("".join(self._sent), tried)
         if nxt is None:
@@ -169,7 +170,9 @@ class GatewayStream:
         call.latency_ms = o.latency_ms
         usage = self._source.usage if isinstance(self._source, CompletionStream) else (
             self._source.decoder.usage)
-        if usage is None and status in (200, CLIENT_CLOSED):
+        if status not in (200, CLIENT_CLOSED):
+            usage = None  # the provider failed the call: see _continue
+        elif usage is None:
             # the stream was delivered (or we cut it): the provider bills what it sent
             usage = estimate_usage(o.req, self._chars)
             call.usage_estimated = True
