@@ -153,3 +153,24 @@ async def test_stream_without_continuation_ends_with_an_error_event(
         assert '"error"' in text and text.rstrip().endswith("[DONE]")
     else:  # cut before it: a plain error status
         assert status >= 500
+
+
+async def test_hedging_races_a_second_deployment_and_bills_both(
+        fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> None:
+    cfg = config(fakes, tmp_path / "l.db", flaky_fault="none")
+    cfg["providers"]["oa-flaky"]["headers"]["x-fake-latency-ms"] = "400"  # slow, not broken
+    cfg["resilience"]["hedge_after_ms"] = 50
+    gw = await gateway_factory(cfg)
+    t0 = time.monotonic()
+    status, headers, body = await post(gw, {"model": "mini", "messages": MSG})
+    elapsed = time.monotonic() - t0
+    assert status == 200 and headers["x-thrifty-provider"] == "oa-ok"
+    assert elapsed < 0.4  # the hedge answered before the slow deployment would have
+    rows = await gw.ledger_rows()
+    trace = orjson.loads(rows[0]["trace"])
+    verdicts = {c["provider"]: c.get("verdict") for c in trace["calls"]}
+    assert verdicts == {"oa-flaky": "hedge: lost the race", "oa-ok": "accepted"}
+    lost = next(c for c in trace["calls"] if c["provider"] == "oa-flaky")
+    assert lost["status"] == 499 and lost["usage_estimated"] is True
+    assert float(lost["cost_usd"]) > 0  # its prompt was sent: billed, estimated, flagged
+    assert rows[0]["calls"] == 2

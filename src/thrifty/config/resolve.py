@@ -67,7 +67,8 @@ def resolve(settings: Settings, *, base_dir: Path | None = None) -> Runtime:
             targets.setdefault(target.upstream_model, target)
     routes = {name: Route(name, "model", (t,), Direct(t)) for name, t in targets.items()}
     for name, group in deployments.items():
-        routes[name] = Route(name, "model", group, Deployments(group))
+        routes[name] = Route(name, "model", group, Deployments(group),
+                             hedge=settings.models[name].hedge)
     table = RouteTable(routes)
     aliases: dict[str, list[str] | RouteConfig] = {}
     if "auto" not in settings.aliases and "auto" not in routes:
@@ -81,7 +82,7 @@ def resolve(settings: Settings, *, base_dir: Path | None = None) -> Runtime:
             routes[alias] = Route(alias, "alias", members, Fallback(members))
         else:
             policy, used = build_policy(alias, spec, targets, table, base_dir=base_dir)
-            routes[alias] = Route(alias, "alias", used, policy)
+            routes[alias] = Route(alias, "alias", used, policy, hedge=spec.hedge)
     for name, route in routes.items():  # rules may delegate to routes defined after them
         _check_delegations(name, route, routes)
     return Runtime(settings, providers, table, catalog, tuple(notes))

@@ -71,6 +71,8 @@ class ModelConfig(Strict):
     """Upstream model id; defaults to the public name."""
     deployments: list[DeploymentConfig] = Field(default_factory=list)
     deployment: str | None = None
+    hedge: bool = False
+    """Race a second deployment when the first is slower than its p95 time to first token."""
     price: PriceConfig | Literal[0] | None = None
     """Overrides the catalog; ``0`` declares a free (self-hosted) model."""
     context_window: int | None = Field(default=None, gt=0)

@@ -24,9 +24,10 @@ import orjson
 from thrifty.config.load import load_settings
 from thrifty.config.resolve import Runtime, resolve
 from thrifty.core.clock import Clock, SystemClock
-from thrifty.core.estimate import estimate_usage
+from thrifty.core.estimate import estimate_prompt_tokens, estimate_usage
 from thrifty.core.request import ChatRequest
 from thrifty.core.response import Completion
+from thrifty.core.usage import Usage
 from thrifty.engine.account import Outcome, cost_extension, ledger_entry
 from thrifty.engine.calls import Call
 from thrifty.engine.cascade import CascadeRunner
@@ -268,6 +269,14 @@ class Gateway:
             call.status, call.error_code = exc.status, exc.code
             call.latency_ms = (self.clock.monotonic() - t0) * 1000
             self.stats.record(key, ok=False, latency_ms=call.latency_ms)
+            raise
+        except asyncio.CancelledError:
+            # cancelled (a lost hedge race, or the client left): the provider saw the
+            # prompt, so its input is billed, estimated and flagged; the output never came
+            call.status, call.error_code = CLIENT_CLOSED, "cancelled"
+            call.latency_ms = (self.clock.monotonic() - t0) * 1000
+            call.usage = Usage(input_tokens=estimate_prompt_tokens(outcome.req.body))
+            call.usage_estimated = True
             raise
         finally:
             self.stats.finished(key)

@@ -84,6 +84,7 @@ class Resilience:
                                   max_backoff_s=cfg.retries.max_backoff_s)
         self._fallbacks = fallbacks
         self._rng = rng
+        self._cfg = cfg
         # The providers' own rate-limit counters, as their latest response headers told
         # this worker (the headers are the provider's global truth, so no sharing needed).
         self._headroom: dict[str, Headroom] = {}
@@ -114,10 +115,20 @@ class Resilience:
         gw, health = self._gw, self.health
         last: ThriftyError | None = None
         targets = self._by_headroom(targets, outcome)
+        hedge = self._hedge_delay(outcome.req.model, targets)
         for round_no in range(self.policy.max_attempts):
-            for target in targets:
+            for i, target in enumerate(targets):
                 if not await health.allow(target.key):
                     continue
+                if hedge is not None and round_no == 0 and i + 1 < len(targets):
+                    try:
+                        return await self._hedged(target, targets[i + 1], hedge, tier,
+                                                  outcome, fn, streaming)
+                    except ThriftyError as exc:
+                        if classify(exc) is ErrorClass.CLIENT or not exc.retryable:
+                            raise
+                        last = exc
+                        break  # both raced deployments failed: next round
                 try:
                     result, call = await gw.attempt(target, tier, outcome, fn,
                                                     streaming=streaming)
@@ -167,6 +178,59 @@ class Resilience:
             raise await self._all_down([target])
         try:
             result, call = await self._gw.attempt(target, tier, outcome, fn)
+        except ThriftyError as exc:
+            await self._record_failure(target, exc)
+            raise
+        await self.health.record_success(target.key)
+        return result, call
+
+    def _hedge_delay(self, model: str, targets: Sequence[Target]) -> float | None:
+        """Seconds to wait before racing a second deployment, or None (no hedging)."""
+        if len(targets) < 2:
+            return None
+        fixed = self._cfg.hedge_after_ms
+        route = self._gw.routes.resolve(model) if model in self._gw.routes else None
+        if route is not None and route.hedge:
+            p95 = self._gw.stats.p95_ttft_ms(targets[0].key)
+            if p95 is not None:
+                return p95 / 1000
+        return fixed / 1000 if fixed is not None else None
+
+    async def _hedged(self, first: Target, second: Target, delay: float, tier: int,
+                      outcome: Outcome, fn: Attempt[T], streaming: bool) -> tuple[T, Call]:
+        """Start ``first``; if it has not answered after ``delay``, race ``second``. The
+        first success wins and the other is cancelled; both calls stay on the bill."""
+        a = asyncio.ensure_future(self._one(first, tier, outcome, fn, streaming))
+        done, _ = await asyncio.wait({a}, timeout=delay)
+        if done:
+            return a.result()
+        b = asyncio.ensure_future(self._one(second, tier, outcome, fn, streaming))
+        pending = {a, b}
+        error: BaseException | None = None
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            winners = [t for t in done if t.exception() is None]
+            if winners:
+                for loser in pending:
+                    loser.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                for late in winners[1:]:  # both answered at once: keep one, close the other
+                    result, call = late.result()
+                    getattr(result, "close", lambda: None)()
+                    call.verdict = "hedge: lost the race"
+                for c in outcome.calls:
+                    if c.error_code == "cancelled" and c.verdict is None:
+                        c.verdict = "hedge: lost the race"
+                return winners[0].result()
+            error = next(iter(done)).exception()
+        assert error is not None
+        raise error
+
+    async def _one(self, target: Target, tier: int, outcome: Outcome, fn: Attempt[T],
+                   streaming: bool) -> tuple[T, Call]:
+        try:
+            result, call = await self._gw.attempt(target, tier, outcome, fn,
+                                                  streaming=streaming)
         except ThriftyError as exc:
             await self._record_failure(target, exc)
             raise

@@ -8,10 +8,12 @@ by default (each worker learns from its own traffic); seeded from the ledger at 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 _ALPHA = 0.2  # weight of the newest observation: about the last 10 requests dominate
+_RECENT = 64  # time-to-first-token samples kept per target for its p95 (hedging)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,7 @@ class RouterStats:
     def __init__(self) -> None:
         self._stats: dict[str, ModelStats] = {}
         self._in_flight: dict[str, int] = {}
+        self._ttfts: dict[str, deque[float]] = {}
 
     def get(self, key: str) -> ModelStats:
         s = self._stats.get(key, _EMPTY)
@@ -69,6 +72,8 @@ class RouterStats:
         parse_failed: bool = False,
     ) -> None:
         s = self._stats.get(key, _EMPTY)
+        if ok and ttft_ms is not None:
+            self._ttfts.setdefault(key, deque(maxlen=_RECENT)).append(ttft_ms)
         self._stats[key] = ModelStats(
             samples=s.samples + 1,
             ttft_ms=_ewma(s.ttft_ms, ttft_ms) if ttft_ms is not None else s.ttft_ms,
@@ -78,6 +83,14 @@ class RouterStats:
             error_rate=_ewma(s.error_rate, 0.0 if ok else 1.0),
             parse_failure_rate=_ewma(s.parse_failure_rate, 1.0 if parse_failed else 0.0),
         )
+
+    def p95_ttft_ms(self, key: str, min_samples: int = 10) -> float | None:
+        """The 95th percentile of the recent times to first token, once there are enough."""
+        recent = self._ttfts.get(key)
+        if recent is None or len(recent) < min_samples:
+            return None
+        ordered = sorted(recent)
+        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
     def seed(self, key: str, stats: ModelStats) -> None:
         """Start from history (e.g. the ledger's recent rows) instead of from nothing."""

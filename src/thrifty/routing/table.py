@@ -19,6 +19,8 @@ class Route:
     targets: tuple[Target, ...]
     """Every target the route may use (for listing and validation)."""
     policy: Policy
+    hedge: bool = False
+    """Latency-critical: race a second deployment after the first's p95 TTFT."""
 
     @property
     def label(self) -> str:
