@@ -41,7 +41,7 @@ from thrifty.engine.streaming import (
     Continuation,
     GatewayStream,
 )
-from thrifty.errors import ThriftyError
+from thrifty.errors import ThriftyError, UpstreamTimeout
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.providers.base import Target
 from thrifty.providers.transport import Deadlines, Transport
@@ -255,8 +255,8 @@ class Gateway:
     # -- attempts --------------------------------------------------------------------------
 
     async def attempt(self, target: Target, tier: int, outcome: Outcome,
-                      fn: Callable[[Target], Awaitable[T]], *, streaming: bool = False
-                      ) -> tuple[T, Call]:
+                      fn: Callable[[Target], Awaitable[T]], *, streaming: bool = False,
+                      budget_s: float | None = None) -> tuple[T, Call]:
         """One upstream call, recorded as a :class:`Call` (priced, timed, in the stats)."""
         call = Call(target, tier)
         outcome.calls.append(call)
@@ -264,7 +264,12 @@ class Gateway:
         self.stats.started(key)
         t0 = self.clock.monotonic()
         try:
-            result = await fn(target)
+            try:
+                async with asyncio.timeout(budget_s):  # what is left of the request's deadline
+                    result = await fn(target)
+            except TimeoutError:
+                raise UpstreamTimeout(f"provider {target.provider} did not answer within the "
+                                      "request's deadline", provider=target.provider) from None
         except ThriftyError as exc:
             call.status, call.error_code = exc.status, exc.code
             call.latency_ms = (self.clock.monotonic() - t0) * 1000

@@ -118,6 +118,9 @@ class Resilience:
         hedge = self._hedge_delay(outcome.req.model, targets)
         for round_no in range(self.policy.max_attempts):
             for i, target in enumerate(targets):
+                remaining = self._remaining(outcome)
+                if last is not None and remaining is not None and remaining <= 0:
+                    raise await self._give_up(last, targets)  # the request's deadline is up
                 if not await health.allow(target.key):
                     continue
                 if hedge is not None and round_no == 0 and i + 1 < len(targets):
@@ -131,7 +134,7 @@ class Resilience:
                         break  # both raced deployments failed: next round
                 try:
                     result, call = await gw.attempt(target, tier, outcome, fn,
-                                                    streaming=streaming)
+                                                    streaming=streaming, budget_s=remaining)
                 except ThriftyError as exc:
                     await self._record_failure(target, exc)
                     if classify(exc) is ErrorClass.CLIENT or not exc.retryable:
@@ -154,9 +157,12 @@ class Resilience:
                 break
             await asyncio.sleep(delay)
         assert last is not None
+        raise await self._give_up(last, targets)
+
+    async def _give_up(self, last: ThriftyError, targets: Sequence[Target]) -> ThriftyError:
         if last.retry_after is None:  # tell the client when the deployments may be back
             last.retry_after = (await self._all_down(targets)).retry_after
-        raise last
+        return last
 
     def _by_headroom(self, targets: Sequence[Target], outcome: Outcome) -> Sequence[Target]:
         """Deployments whose rate-limit headroom is spent go last, so traffic moves away
