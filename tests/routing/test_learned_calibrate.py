@@ -134,4 +134,7 @@ def test_apgr_matches_eval_baselines_on_a_synthetic_set() -> None:
     ref_curve, _, _ = eb.pgr_curve(pool, "W", "S", scores)
     ours, curve = apgr_from_scores(scores, q_strong, q_weak)
     assert ours == pytest.approx(eb.apgr(ref_curve), abs=1e-12)
-    assert [(p.strong_share, p.pgr) for p in curve] == pytest.approx(ref_curve)
+    ours_curve = [(p.strong_share, p.pgr) for p in curve]
+    assert len(ours_curve) == len(ref_curve)
+    for (x, y), (rx, ry) in zip(ours_curve, ref_curve, strict=True):
+        assert x == pytest.approx(rx) and y == pytest.approx(ry)
