@@ -174,3 +174,25 @@ async def test_hedging_races_a_second_deployment_and_bills_both(
     assert lost["status"] == 499 and lost["usage_estimated"] is True
     assert float(lost["cost_usd"]) > 0  # its prompt was sent: billed, estimated, flagged
     assert rows[0]["calls"] == 2
+
+
+async def test_health_cli_reads_a_running_gateway(
+        fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from thrifty.cli.main import main
+
+    gw = await gateway_factory(config(fakes, tmp_path / "l.db"))
+    await post(gw, {"model": "mini", "messages": MSG})
+    code = await asyncio.to_thread(main, ["health", "--url", gw.base_url, "--json"])
+    assert code == 0
+    data = orjson.loads(capsys.readouterr().out)["data"]
+    by_key = {d["deployment"]: d for d in data}
+    assert by_key["oa-flaky/gpt-4o-mini"]["last_error"] == "server"
+    assert by_key["oa-ok/gpt-4o-mini"]["state"] == "closed"
+    assert by_key["oa-ok/gpt-4o-mini"]["latency_ms"] is not None
+    code = await asyncio.to_thread(main, ["health", "--url", gw.base_url])
+    assert code == 0 and "oa-flaky/gpt-4o-mini" in capsys.readouterr().out
+    code = await asyncio.to_thread(main, ["health", "--url", "http://127.0.0.1:9"])
+    assert code == 1
