@@ -114,6 +114,26 @@ async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         await r.cleanup()
 
 
+_openai_clients: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_openai_clients() -> AsyncIterator[None]:
+    yield
+    while _openai_clients:
+        await _openai_clients.pop().close()
+
+
+def openai_client(gw: RunningGateway, **kw: Any) -> Any:
+    """An AsyncOpenAI client on the gateway (no retries: tests see every failure), closed
+    after the test."""
+    from openai import AsyncOpenAI
+
+    c = AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0, **kw)
+    _openai_clients.append(c)
+    return c
+
+
 @pytest.fixture
 async def gw(fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> RunningGateway:
     return await gateway_factory(standard_config(fakes, tmp_path / "ledger.db"))

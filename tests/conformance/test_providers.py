@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI
-from tests.conftest import FAKE_KEYS, Fakes, GatewayFactory, RunningGateway, standard_config
+from tests.conftest import (
+    FAKE_KEYS,
+    Fakes,
+    GatewayFactory,
+    RunningGateway,
+    openai_client,
+    standard_config,
+)
 
 from thrifty.core.usage import usage_from_openai
 from thrifty.pricing.cost import compute_cost, to_nano_usd
@@ -61,20 +67,7 @@ async def gwc(fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> 
     return await gateway_factory(config(fakes, tmp_path / "ledger.db"))
 
 
-_clients: list[AsyncOpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> Any:
-    yield
-    while _clients:
-        await _clients.pop().close()
-
-
-def client(gw: RunningGateway, **kw: Any) -> AsyncOpenAI:
-    c = AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0, **kw)
-    _clients.append(c)
-    return c
+client = openai_client
 
 
 def expected_cost(model: str, usage: Any) -> Decimal:

@@ -89,7 +89,7 @@ async def test_no_matching_fallback_surfaces_the_error_and_request_fallbacks_wor
     cfg = config(fakes, tmp_path / "l.db", flaky_fault="429",
                  fallbacks={"only-flaky": [{"on": ["server_error"], "to": ["haiku"]}]})
     gw = await gateway_factory(cfg)
-    status, headers, body = await post(gw, {"model": "only-flaky", "messages": MSG})
+    status, headers, _ = await post(gw, {"model": "only-flaky", "messages": MSG})
     assert status in (429, 503) and "retry-after" in headers
     status, headers, _ = await post(gw, {"model": "only-flaky", "messages": MSG},
                                     {"x-thrifty-fallbacks": "haiku"})
@@ -118,7 +118,7 @@ async def test_stream_continues_on_another_deployment_after_a_mid_stream_failure
     cfg = config(fakes, tmp_path / "l.db", flaky_fault=fault)
     cfg["resilience"]["stream_failover"] = "continue"
     gw = await gateway_factory(cfg)
-    status, headers, body = await post(gw, {
+    status, _, body = await post(gw, {
         "model": "mini", "stream": True, "stream_options": {"include_usage": True},
         "messages": [{"role": "user", "content": "Tell me a long story about gateways."}]})
     assert status == 200
@@ -162,7 +162,7 @@ async def test_hedging_races_a_second_deployment_and_bills_both(
     cfg["resilience"]["hedge_after_ms"] = 50
     gw = await gateway_factory(cfg)
     t0 = time.monotonic()
-    status, headers, body = await post(gw, {"model": "mini", "messages": MSG})
+    status, headers, _ = await post(gw, {"model": "mini", "messages": MSG})
     elapsed = time.monotonic() - t0
     assert status == 200 and headers["x-thrifty-provider"] == "oa-ok"
     assert elapsed < 0.4  # the hedge answered before the slow deployment would have

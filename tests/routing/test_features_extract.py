@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from thrifty.core.request import ChatRequest, RequestOptions
 from thrifty.core.estimate import estimate_prompt_tokens
+from thrifty.core.request import ChatRequest, RequestOptions
 from thrifty.pricing.price import CAPABILITIES
 from thrifty.routing.features import RequestFeatures, extract_features
 from thrifty.wire.openai_chat import parse_chat_request

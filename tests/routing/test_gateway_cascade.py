@@ -12,8 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai import APIStatusError, AsyncOpenAI
-from tests.conftest import FAKE_KEYS, Fakes, GatewayFactory, RunningGateway, standard_config
+from openai import APIStatusError
+from tests.conftest import (
+    FAKE_KEYS,
+    Fakes,
+    GatewayFactory,
+    RunningGateway,
+    openai_client,
+    standard_config,
+)
 
 from thrifty.fake import RunningFake
 from thrifty.pricing.cost import compute_cost, format_usd, to_nano_usd
@@ -71,20 +78,7 @@ async def gwc(fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> 
     return await gateway_factory(config(fakes, tmp_path / "ledger.db"))
 
 
-_clients: list[AsyncOpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> Any:
-    yield
-    while _clients:
-        await _clients.pop().close()
-
-
-def client(gw: RunningGateway) -> AsyncOpenAI:
-    c = AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
-    _clients.append(c)
-    return c
+client = openai_client
 
 
 def served_cost(fake: RunningFake, model: str) -> list[Decimal]:

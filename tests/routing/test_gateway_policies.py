@@ -15,8 +15,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from openai import AsyncOpenAI, BadRequestError, NotFoundError
-from tests.conftest import FAKE_KEYS, Fakes, GatewayFactory, RunningGateway, standard_config
+from openai import BadRequestError, NotFoundError
+from tests.conftest import (
+    FAKE_KEYS,
+    Fakes,
+    GatewayFactory,
+    RunningGateway,
+    openai_client,
+    standard_config,
+)
 
 from thrifty.routing.learned.dataset import Price, Row
 from thrifty.routing.learned.synthetic import PRICES, synthetic_rows
@@ -64,20 +71,7 @@ async def gwp(fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> 
     return await gateway_factory(config(fakes, tmp_path / "ledger.db"))
 
 
-_clients: list[AsyncOpenAI] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> Any:
-    yield
-    while _clients:
-        await _clients.pop().close()
-
-
-def client(gw: RunningGateway) -> AsyncOpenAI:
-    c = AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
-    _clients.append(c)
-    return c
+client = openai_client
 
 
 async def headers_of(gw: RunningGateway, model: str, messages: Any = ECHO,
