@@ -112,7 +112,7 @@ class Resilience:
 
     async def _deployments(self, targets: Sequence[Target], tier: int, outcome: Outcome,
                            fn: Attempt[T], streaming: bool) -> tuple[T, Call]:
-        gw, health = self._gw, self.health
+        health = self.health
         last: ThriftyError | None = None
         targets = self._by_headroom(targets, outcome)
         hedge = self._hedge_delay(outcome.req.model, targets)
@@ -133,22 +133,11 @@ class Resilience:
                         last = exc
                         break  # both raced deployments failed: next round
                 try:
-                    result, call = await gw.attempt(target, tier, outcome, fn,
-                                                    streaming=streaming, budget_s=remaining)
+                    return await self._one(target, tier, outcome, fn, streaming, remaining)
                 except ThriftyError as exc:
-                    await self._record_failure(target, exc)
                     if classify(exc) is ErrorClass.CLIENT or not exc.retryable:
                         raise
                     last = exc
-                    continue
-                await health.record_success(target.key)
-                headers = getattr(result, "headers", None)
-                if headers:
-                    room = parse_headroom(headers, gw.clock.now())
-                    if room is not None:
-                        self._headroom[target.key] = room
-                        await health.record_headroom(target.key, room)
-                return result, call
             if last is None:
                 raise await self._all_down(targets)
             delay = next_delay(round_no, last, self._rng, self.policy,
@@ -182,13 +171,7 @@ class Resilience:
         """A single health-aware attempt (a cascade tier's call): no retry, no failover."""
         if not await self.health.allow(target.key):
             raise await self._all_down([target])
-        try:
-            result, call = await self._gw.attempt(target, tier, outcome, fn)
-        except ThriftyError as exc:
-            await self._record_failure(target, exc)
-            raise
-        await self.health.record_success(target.key)
-        return result, call
+        return await self._one(target, tier, outcome, fn, False)
 
     def _hedge_delay(self, model: str, targets: Sequence[Target]) -> float | None:
         """Seconds to wait before racing a second deployment, or None (no hedging)."""
@@ -233,14 +216,22 @@ class Resilience:
         raise error
 
     async def _one(self, target: Target, tier: int, outcome: Outcome, fn: Attempt[T],
-                   streaming: bool) -> tuple[T, Call]:
+                   streaming: bool, budget_s: float | None = None) -> tuple[T, Call]:
+        """One attempt, its outcome told to the health store (and its rate-limit headers
+        read), within what is left of the request's deadline."""
         try:
             result, call = await self._gw.attempt(target, tier, outcome, fn,
-                                                  streaming=streaming)
+                                                  streaming=streaming, budget_s=budget_s)
         except ThriftyError as exc:
             await self._record_failure(target, exc)
             raise
         await self.health.record_success(target.key)
+        headers = getattr(result, "headers", None)
+        if headers:
+            room = parse_headroom(headers, self._gw.clock.now())
+            if room is not None:
+                self._headroom[target.key] = room
+                await self.health.record_headroom(target.key, room)
         return result, call
 
     async def _record_failure(self, target: Target, exc: ThriftyError) -> None:
