@@ -98,6 +98,9 @@ class Gateway:
 
     async def close(self) -> None:
         await self.transport.close()
+        aclose = getattr(self.resilience.health, "aclose", None)
+        if aclose is not None:  # the Redis health store's connection pool
+            await aclose()
         if self.ledger is not None:
             await self.ledger.close()
 

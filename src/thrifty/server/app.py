@@ -150,8 +150,13 @@ class Handlers:
 
     async def readyz(self, request: web.Request) -> web.Response:
         n = len(self.gw.routes)
-        status = 200 if n else 503
-        body = {"status": "ready" if n else "no models configured", "models": n}
+        ping = getattr(self.gw.resilience.health, "ping", None)
+        shared = await ping() if ping is not None else True
+        ready = bool(n) and shared
+        reason = ("ready" if ready else "no models configured" if not n
+                  else "the shared health store (Redis) is unreachable")
+        status = 200 if ready else 503
+        body = {"status": reason, "models": n}
         return web.Response(body=orjson.dumps(body), status=status, content_type=_JSON)
 
 
