@@ -38,6 +38,8 @@ class ChatRequest:
     request_id: str
     user: str | None = None
     key_id: str | None = None
+    team: str | None = None
+    """The team of the virtual key that made the request (budgets, spend by team)."""
     options: RequestOptions = field(default_factory=RequestOptions)
 
     @property

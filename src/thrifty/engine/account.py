@@ -70,6 +70,7 @@ def ledger_entry(o: Outcome) -> LedgerEntry:
         status=o.status,
         stream=o.req.stream,
         key_id=o.req.key_id,
+        team=o.req.team,
         user=o.req.user,
         input_tokens=u.input_tokens,
         cached_input_tokens=u.cached_input_tokens,

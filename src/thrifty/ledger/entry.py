@@ -39,6 +39,7 @@ class LedgerEntry:
     """HTTP status returned to the client (499 when the client went away)."""
     stream: bool = False
     key_id: str | None = None
+    team: str | None = None
     user: str | None = None
     input_tokens: int = 0
     cached_input_tokens: int = 0

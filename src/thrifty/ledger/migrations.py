@@ -112,6 +112,14 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX attempts_provider ON attempts (provider, upstream_model)",
         ),
     ),
+    Migration(
+        5,
+        "the team of the virtual key that made the request",
+        (
+            "ALTER TABLE requests ADD COLUMN team TEXT",
+            "CREATE INDEX requests_team_ts ON requests (team, ts)",
+        ),
+    ),
 )
 
 _CREATE_VERSIONS = """

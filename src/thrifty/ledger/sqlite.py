@@ -61,6 +61,7 @@ _GROUP_SQL = {
     "provider": "COALESCE(provider, '(unrouted)')",
     "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
     "key": "COALESCE(key_id, '(no key)')",
+    "team": "COALESCE(team, '(no team)')",
     "status": "CAST(status AS TEXT)",
 }
 _CHRONOLOGICAL = frozenset({"day", "status"})
