@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "router": ("router", "train and inspect learned routers"),
     "bench": ("bench", "offline benchmarks (routing replay)"),
     "health": ("health", "show each deployment's health on a running gateway"),
+    "keys": ("keys", "manage virtual keys (create, list, rotate, revoke)"),
 }
 
 

@@ -164,6 +164,15 @@ class ResilienceConfig(Strict):
     observed p95 time to first token instead)."""
 
 
+class KeysConfig(Strict):
+    """Virtual keys (``tk-...``). ``none``: only the master key (or no auth on loopback)."""
+
+    backend: Literal["none", "sqlite", "postgres"] = "none"
+    path: str = "thrifty.db"
+    dsn: str | None = None
+    schema_name: str = "public"
+
+
 class LedgerConfig(Strict):
     backend: Literal["sqlite", "none"] = "sqlite"
     path: str = "thrifty.db"
@@ -180,6 +189,7 @@ class Settings(Strict):
     aliases: dict[str, list[str] | RouteConfig] = Field(default_factory=dict)
     fallbacks: dict[str, list[FallbackRule]] = Field(default_factory=dict)
     resilience: ResilienceConfig = Field(default_factory=lambda: ResilienceConfig())
+    keys: KeysConfig = Field(default_factory=lambda: KeysConfig())
     ledger: LedgerConfig = Field(default_factory=lambda: LedgerConfig())
     pricing: PricingConfig = Field(default_factory=lambda: PricingConfig())
 

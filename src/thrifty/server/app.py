@@ -20,7 +20,7 @@ from thrifty.engine.gateway import Gateway
 from thrifty.engine.health_report import deployment_report
 from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
 from thrifty.pricing.cost import format_usd
-from thrifty.server.auth import check_master_key
+from thrifty.server.keys_wiring import Caller, open_key_store
 from thrifty.wire.openai_chat import apply_option_headers, parse_chat_request
 from thrifty.wire.thrifty_api import parse_feedback
 
@@ -44,16 +44,29 @@ class Handlers:
         self.max_body = s.max_body_bytes
         self.master_key = s.master_key.get_secret_value().encode() if s.master_key else None
         self.models_body = orjson.dumps(_models_list(gateway))
+        self.key_store = open_key_store(gateway.runtime.settings.keys)
+        cache = None
+        if self.key_store is not None:
+            from thrifty.keys.cache import KeyCache
+
+            cache = KeyCache(self.key_store, clock=gateway.clock)
+        self.caller = Caller(self.master_key, cache)
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         rid = new_request_id()
         started = time.time()
+        req: ChatRequest | None = None
         try:
-            check_master_key(request.headers, self.master_key)
+            key = await self.caller.identify(request, started)
             req = parse_chat_request(await self._read(request), rid)
             apply_option_headers(req, request.headers)
+            if key is not None:
+                from thrifty.keys.cache import authorize_model
+
+                req.key_id, req.team = key.id, key.team
+                authorize_model(key, req.model)
         except ThriftyError as exc:  # refused before routing: the gateway never saw it
-            self.gw.record_rejection(None, rid, started, exc)
+            self.gw.record_rejection(req, rid, started, exc)
             return error_response(exc, rid)
         try:
             if req.stream:
@@ -122,7 +135,7 @@ class Handlers:
         """``{"request_id": "thr-...", "score": 0.0-1.0}``: a client's verdict on an answer."""
         rid = new_request_id()
         try:
-            check_master_key(request.headers, self.master_key)
+            await self.caller.identify(request, time.time())
             request_id, score = parse_feedback(await self._read(request))
             result = await self.gw.feedback(request_id, score)
         except ThriftyError as exc:
@@ -131,7 +144,7 @@ class Handlers:
 
     async def models(self, request: web.Request) -> web.Response:
         try:
-            check_master_key(request.headers, self.master_key)
+            await self.caller.identify(request, time.time())
         except ThriftyError as exc:
             return error_response(exc, new_request_id())
         return web.Response(body=self.models_body, content_type=_JSON)
@@ -139,7 +152,7 @@ class Handlers:
     async def health(self, request: web.Request) -> web.Response:
         """Every deployment's breaker state, error rate, latency and rate-limit headroom."""
         try:
-            check_master_key(request.headers, self.master_key)
+            await self.caller.identify(request, time.time())
         except ThriftyError as exc:
             return error_response(exc, new_request_id())
         report = await deployment_report(self.gw)
@@ -191,6 +204,11 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/v1/thrifty/health", h.health)
     app.router.add_get("/healthz", h.healthz)
     app.router.add_get("/readyz", h.readyz)
+    if h.key_store is not None:  # the key admin API, behind the master key
+        from thrifty.server.admin import add_admin_routes
+
+        add_admin_routes(app, h.key_store, h.caller.operator, cache=h.caller.cache,
+                         clock=gateway.clock)
     app.router.add_route("*", "/{tail:.*}", _not_found)
 
     async def on_startup(app: web.Application) -> None:
@@ -198,6 +216,8 @@ def build_app(gateway: Gateway) -> web.Application:
 
     async def on_cleanup(app: web.Application) -> None:
         await gateway.close()
+        if h.key_store is not None:
+            await h.key_store.close()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

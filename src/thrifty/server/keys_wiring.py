@@ -1,0 +1,67 @@
+"""Who is calling: the master key (an operator), a virtual key (a team's client), or, on
+loopback with neither configured, anyone. Builds the key store from config and mounts the
+admin API behind the master key."""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from thrifty.config.schema import KeysConfig
+from thrifty.errors import AuthenticationFailed, PermissionDenied
+from thrifty.server.auth import check_master_key, presented_key
+
+if TYPE_CHECKING:
+    from thrifty.keys.cache import KeyCache
+    from thrifty.keys.model import VirtualKey
+    from thrifty.keys.store import KeyStore
+
+
+def open_key_store(cfg: KeysConfig) -> KeyStore | None:
+    if cfg.backend == "sqlite":
+        from thrifty.keys.sqlite_keys import SQLiteKeys
+
+        return SQLiteKeys(cfg.path)
+    if cfg.backend == "postgres":
+        from thrifty.keys.postgres_keys import PostgresKeys
+
+        if not cfg.dsn:
+            from thrifty.errors import ConfigError
+
+            raise ConfigError("keys.dsn: the postgres key store needs a DSN "
+                              "(postgresql://user@host:5432/db)")
+        return PostgresKeys(cfg.dsn, schema=cfg.schema_name)
+    return None
+
+
+class Caller:
+    """Authenticates requests: the master key first (constant time), then virtual keys."""
+
+    def __init__(self, master_key: bytes | None, cache: KeyCache | None) -> None:
+        self.master_key = master_key
+        self.cache = cache
+
+    async def identify(self, request: web.Request, now: float) -> VirtualKey | None:
+        """The virtual key behind the request, or None for the operator / open loopback."""
+        if self.cache is None:
+            check_master_key(request.headers, self.master_key)
+            return None
+        presented = presented_key(request.headers)
+        if (presented is not None and self.master_key is not None
+                and hmac.compare_digest(presented.encode(), self.master_key)):
+            return None
+        from thrifty.keys.cache import authenticate
+
+        return await authenticate(request.headers, self.cache, now)
+
+    async def operator(self, request: web.Request) -> None:
+        """The admin API's guard: the master key, and nothing else."""
+        if self.master_key is None:
+            raise PermissionDenied("the admin API needs THRIFTY_MASTER_KEY to be set",
+                                   code="admin_disabled")
+        if presented_key(request.headers) is None:
+            raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'",
+                                       code="missing_api_key")
+        check_master_key(request.headers, self.master_key)
