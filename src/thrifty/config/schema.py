@@ -5,7 +5,7 @@
     models:    {public name: {provider, model, deployment, price, context_window, ...}}
     aliases:   {alias: [model, ...]}        # first is the primary, the rest its fallbacks
                {alias: {policy, models, tiers, rules, router, constraints, ...}}
-    ledger:    {backend, path}
+    ledger:    {backend: sqlite | postgres | none, path, dsn, pg_schema}
     pricing:   {catalogs: [file, ...]}
     fallbacks: {model: [{on: [rate_limit, ...], to: [model, ...]}]}
     resilience: {retries, health (memory | redis), stream_failover, hedge_after_ms}
@@ -174,8 +174,11 @@ class KeysConfig(Strict):
 
 
 class LedgerConfig(Strict):
-    backend: Literal["sqlite", "none"] = "sqlite"
+    backend: Literal["sqlite", "postgres", "none"] = "sqlite"
     path: str = "thrifty.db"
+    dsn: SecretStr | None = None
+    """PostgreSQL: ``postgresql://user:password@host:5432/db`` (an env reference)."""
+    pg_schema: str = "public"
 
 
 class PricingConfig(Strict):

@@ -380,6 +380,14 @@ def open_ledger(runtime: Runtime) -> LedgerWriter | None:
     cfg = runtime.settings.ledger
     if cfg.backend == "none":
         return None
+    if cfg.backend == "postgres":
+        from thrifty.errors import ConfigError
+        from thrifty.ledger.postgres import PostgresLedger
+
+        if cfg.dsn is None:
+            raise ConfigError("ledger.dsn: the postgres ledger needs a DSN, e.g. "
+                              "dsn: ${THRIFTY_LEDGER_DSN}")
+        return LedgerWriter(PostgresLedger(cfg.dsn.get_secret_value(), schema=cfg.pg_schema))
     from thrifty.ledger.sqlite import SQLiteLedger
 
     return LedgerWriter(SQLiteLedger(cfg.path))
