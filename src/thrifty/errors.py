@@ -13,7 +13,8 @@ the OpenAI error JSON shape. Upstream errors are classified by status and struct
     │   ├── NotFound                     404  no such path
     │   │   └── ModelNotFound            404  no such model or alias
     │   ├── PayloadTooLarge              413  body over the configured limit
-    │   └── RateLimited                  429  a gateway limit, or an upstream 429
+    │   ├── RateLimited                  429  a gateway limit, or an upstream 429
+    │   └── BudgetExceeded               429  a spending budget has no room for the request
     ├── UpstreamError                    the provider failed us (5xx)
     │   ├── UpstreamAuthFailed           502  the provider refused our key (provider named)
     │   ├── UpstreamBadResponse          502  malformed body, unexpected shape, stream cut
@@ -119,6 +120,15 @@ class RateLimited(ClientError):
     type = "rate_limit_error"
     code = "rate_limit_exceeded"
     retryable = True
+
+
+class BudgetExceeded(ClientError):
+    """A USD budget (of a key, team, model, ... in a window) cannot cover the request's
+    maximum possible cost. Not retryable: waiting only helps when the window turns."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
 
 
 class UpstreamError(ThriftyError):

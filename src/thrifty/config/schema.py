@@ -173,6 +173,18 @@ class KeysConfig(Strict):
     schema_name: str = "public"
 
 
+class LimitsConfig(Strict):
+    """Budgets and rate limits: ``rules`` of resource x window x scope (see
+    ``limits.rules.LimitRule``), counted in memory (one process), SQLite (the workers of
+    one machine) or Redis (any number of replicas)."""
+
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    path: str = "thrifty-limits.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "thrifty:limits:"
+    rules: list[dict[str, object]] = Field(default_factory=list)
+
+
 class LedgerConfig(Strict):
     backend: Literal["sqlite", "postgres", "none"] = "sqlite"
     path: str = "thrifty.db"
@@ -193,6 +205,7 @@ class Settings(Strict):
     fallbacks: dict[str, list[FallbackRule]] = Field(default_factory=dict)
     resilience: ResilienceConfig = Field(default_factory=lambda: ResilienceConfig())
     keys: KeysConfig = Field(default_factory=lambda: KeysConfig())
+    limits: LimitsConfig = Field(default_factory=lambda: LimitsConfig())
     ledger: LedgerConfig = Field(default_factory=lambda: LedgerConfig())
     pricing: PricingConfig = Field(default_factory=lambda: PricingConfig())
 

@@ -40,6 +40,8 @@ class ChatRequest:
     key_id: str | None = None
     team: str | None = None
     """The team of the virtual key that made the request (budgets, spend by team)."""
+    key_limits: tuple[object, ...] = ()
+    """The virtual key's own budgets (``limits.rules.LimitRule``s scoped to the key)."""
     options: RequestOptions = field(default_factory=RequestOptions)
 
     @property

@@ -17,6 +17,7 @@ from thrifty.core.request import ChatRequest
 from thrifty.core.usage import Usage
 from thrifty.engine.calls import Call, Trace, total_usage
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
+from thrifty.limits.model import Limit
 from thrifty.pricing.cost import format_usd, to_nano_usd
 from thrifty.providers.base import Target
 
@@ -37,6 +38,10 @@ class Outcome:
     ttft_ms: float | None = None
     error_code: str | None = None
     trace: Trace = field(default_factory=Trace)
+    limits: list[Limit] = field(default_factory=list)
+    """The limits the request holds a reservation in (settled when it ends)."""
+    budget_warnings: list[str] = field(default_factory=list)
+    """Soft limits the request crossed (a response header and the ledger trace say so)."""
 
     @property
     def target(self) -> Target | None:
@@ -84,10 +89,19 @@ def ledger_entry(o: Outcome) -> LedgerEntry:
         error_type=o.error_code,
         route=o.route,
         usage_known=bool(o.calls) and not o.usage_estimated and o.usage is not None,
-        trace=orjson.dumps(o.trace.to_json(o.calls)).decode() if o.calls else None,
+        trace=_trace_json(o),
         calls=len(o.calls),
         attempts=attempts,
     )
+
+
+def _trace_json(o: Outcome) -> str | None:
+    if not o.calls and not o.budget_warnings:
+        return None
+    data = o.trace.to_json(o.calls)
+    if o.budget_warnings:
+        data["budget_warnings"] = o.budget_warnings
+    return orjson.dumps(data).decode()
 
 
 def _attempt_row(n: int, c: Call) -> AttemptRow:

@@ -29,6 +29,7 @@ from thrifty.core.request import ChatRequest
 from thrifty.core.response import Completion
 from thrifty.core.usage import Usage
 from thrifty.engine.account import Outcome, cost_extension, ledger_entry
+from thrifty.engine.budgets import Budgets
 from thrifty.engine.calls import Call
 from thrifty.engine.cascade import CascadeRunner
 from thrifty.engine.execute import Executor, OpenStream
@@ -43,6 +44,7 @@ from thrifty.engine.streaming import (
 )
 from thrifty.errors import ThriftyError, UpstreamTimeout
 from thrifty.ledger.writer import LedgerWriter
+from thrifty.limits.rules import LimitRule
 from thrifty.providers.base import Target
 from thrifty.providers.transport import Deadlines, Transport
 from thrifty.routing.policy import Plan
@@ -75,6 +77,7 @@ class Gateway:
         self.resilience = Resilience(self, runtime.settings.resilience,
                                      runtime.settings.fallbacks, self.rng)
         self.feedback_book = FeedbackBook()
+        self.budgets = Budgets(runtime.settings.limits, self.clock)
         s = runtime.settings.server
         self.deadlines = Deadlines(s.connect_timeout_s, s.first_token_timeout_s,
                                    s.request_timeout_s)
@@ -98,6 +101,7 @@ class Gateway:
 
     async def close(self) -> None:
         await self.transport.close()
+        await self.budgets.close()
         aclose = getattr(self.resilience.health, "aclose", None)
         if aclose is not None:  # the Redis health store's connection pool
             await aclose()
@@ -164,6 +168,7 @@ class Gateway:
         deadlines = self._deadlines(req)
         async with self._accounted(outcome, t0):
             plan = self._plan(outcome)
+            await self._reserve(outcome, plan)
             if plan.mode == "cascade":
                 completion, call = await self.cascades.complete(plan, outcome, deadlines)
             else:
@@ -186,6 +191,7 @@ class Gateway:
         source: OpenStream | CompletionStream
         async with self._accounted(outcome, t0):
             plan = self._plan(outcome)
+            await self._reserve(outcome, plan)
             if plan.mode == "cascade":
                 source, call = await self.cascades.stream(plan, outcome, deadlines)
             else:
@@ -221,6 +227,10 @@ class Gateway:
                 return None
 
         return reopen
+
+    async def _reserve(self, outcome: Outcome, plan: Plan) -> None:
+        rules = [r for r in outcome.req.key_limits if isinstance(r, LimitRule)]
+        await self.budgets.reserve(outcome, plan, rules)
 
     async def _seed_stats(self) -> None:
         """Start latency, output-length and error estimates from the last day of the ledger
@@ -328,8 +338,11 @@ class Gateway:
         self.record(Outcome(req, started, status=exc.status, error_code=exc.code))
 
     def record(self, outcome: Outcome) -> None:
+        """The request ended: hand its row to the ledger and settle its reservation."""
+        entry = ledger_entry(outcome)
         if self.ledger is not None:
-            self.ledger.submit(ledger_entry(outcome))
+            self.ledger.submit(entry)
+        self.budgets.settle(outcome, entry.cost_nano_usd)
 
 
 class _Accounted:

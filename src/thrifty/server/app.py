@@ -20,7 +20,7 @@ from thrifty.engine.gateway import Gateway
 from thrifty.engine.health_report import deployment_report
 from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
 from thrifty.pricing.cost import format_usd
-from thrifty.server.keys_wiring import Caller, open_key_store
+from thrifty.server.keys_wiring import Caller, key_limit_rules, open_key_store
 from thrifty.wire.openai_chat import apply_option_headers, parse_chat_request
 from thrifty.wire.thrifty_api import parse_feedback
 
@@ -64,6 +64,7 @@ class Handlers:
                 from thrifty.keys.cache import authorize_model
 
                 req.key_id, req.team = key.id, key.team
+                req.key_limits = key_limit_rules(key)
                 authorize_model(key, req.model)
         except ThriftyError as exc:  # refused before routing: the gateway never saw it
             self.gw.record_rejection(req, rid, started, exc)
@@ -81,7 +82,9 @@ class Handlers:
             self.gw.record_rejection(req, rid, started, internal)
             return error_response(internal, rid)
         o = reply.outcome
+        headers = _budget_headers(o.budget_warnings)
         return web.Response(body=reply.body, content_type=_JSON, headers={
+            **headers,
             "x-thrifty-request-id": rid,
             "x-thrifty-provider": reply.target.provider,
             "x-thrifty-model": reply.target.upstream_model,
@@ -117,6 +120,7 @@ class Handlers:
             "x-thrifty-cost-usd": "pending",
             "x-thrifty-route": stream.outcome.route or "direct",
             "x-thrifty-attempts": attempts_header(stream.outcome.calls),
+            **_budget_headers(stream.outcome.budget_warnings),
         })
         events = stream.events()
         try:
@@ -171,6 +175,11 @@ class Handlers:
         status = 200 if ready else 503
         body = {"status": reason, "models": n}
         return web.Response(body=orjson.dumps(body), status=status, content_type=_JSON)
+
+
+def _budget_headers(warnings: Sequence[str]) -> dict[str, str]:
+    """Soft limits crossed: the client hears before the hard limit refuses it."""
+    return {"x-thrifty-budget-warning": ",".join(warnings)} if warnings else {}
 
 
 def attempts_header(calls: Sequence[Call]) -> str:

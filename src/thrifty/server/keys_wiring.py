@@ -65,3 +65,25 @@ class Caller:
             raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer <key>'",
                                        code="missing_api_key")
         check_master_key(request.headers, self.master_key)
+
+
+_rules_cache: dict[tuple[str, str], tuple[object, ...]] = {}
+
+
+def key_limit_rules(key: VirtualKey) -> tuple[object, ...]:
+    """A key's stored budgets as limit rules scoped to that key (parsed once per content)."""
+    if not key.budgets:
+        return ()
+    import orjson
+
+    from thrifty.limits.rules import parse_rules
+
+    sig = (key.id, orjson.dumps(list(key.budgets), option=orjson.OPT_SORT_KEYS).decode())
+    rules = _rules_cache.get(sig)
+    if rules is None:
+        scoped = [{**dict(b), "scope": "key", "value": key.id} for b in key.budgets]
+        rules = tuple(parse_rules(scoped, where=f"budgets of key {key.id}"))
+        if len(_rules_cache) > 10_000:
+            _rules_cache.clear()
+        _rules_cache[sig] = rules
+    return rules

@@ -1,0 +1,133 @@
+"""Budgets and rate limits on the request path, by reservation: before calling upstream,
+reserve the most the request can take from every limit it counts against (one request,
+its estimated prompt, its maximum output, and the cost of all that at the priciest model
+the plan may call); when it ends, settle to what it really used (or release: a failure
+that spent nothing settles to zero). The counters make this exact under concurrency:
+spend in a window never exceeds its budget, in-flight reservations included."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from thrifty.config.schema import LimitsConfig
+from thrifty.core.clock import Clock
+from thrifty.core.estimate import estimate_prompt_tokens
+from thrifty.core.usage import Usage
+from thrifty.errors import BudgetExceeded, RateLimited
+from thrifty.limits.decide import actual_for, wants_for
+from thrifty.limits.model import Counters, Limit, Refusal
+from thrifty.limits.rules import LimitRule, RequestScope, applicable, parse_rules
+from thrifty.pricing.cost import from_nano_usd, to_nano_usd
+from thrifty.providers.base import Target
+from thrifty.routing.policy import Plan
+
+if TYPE_CHECKING:
+    from thrifty.engine.account import Outcome
+
+log = logging.getLogger("thrifty.limits")
+_MILLION = 1_000_000
+
+
+def open_counters(cfg: LimitsConfig) -> Counters:
+    if cfg.backend == "redis":
+        from thrifty.limits.redis_counters import RedisCounters
+
+        return RedisCounters(cfg.redis_url, prefix=cfg.redis_prefix)
+    if cfg.backend == "sqlite":
+        from thrifty.limits.sqlite_counters import SQLiteCounters
+
+        return SQLiteCounters(cfg.path)
+    from thrifty.limits.memory import MemoryCounters
+
+    return MemoryCounters()
+
+
+def max_cost_nano(plan: Plan, input_tokens: int, max_output: int | None) -> int:
+    """The most the plan can spend: a cascade may call every tier; a fallback chain bills
+    only the attempt that answers (failed attempts are not billed), but a hedge may bill
+    two, so the two priciest count."""
+    def cost(t: Target) -> int:
+        p = t.info.price
+        out = min(max_output or t.info.max_output, t.info.max_output)
+        return to_nano_usd((input_tokens * p.input + out * p.output) / _MILLION)
+
+    costs = sorted((cost(t) for t in plan.tiers_targets()), reverse=True)
+    if plan.mode == "cascade":
+        return sum(costs)
+    return sum(costs[:2])
+
+
+class Budgets:
+    def __init__(self, cfg: LimitsConfig, clock: Clock) -> None:
+        self.rules: tuple[LimitRule, ...] = parse_rules(cfg.rules, where="limits.rules")
+        self.counters: Counters | None = open_counters(cfg) if cfg.rules else None
+        self._clock = clock
+        self._settling: set[asyncio.Task[None]] = set()
+
+    def limits_for(self, outcome: Outcome, plan: Plan,
+                   extra: Sequence[LimitRule] = ()) -> list[Limit]:
+        req = outcome.req
+        first = plan.tiers[0].targets[0]
+        scope = RequestScope(key_id=req.key_id, team=req.team, model=req.model,
+                             provider=first.provider, tags=req.options.tags)
+        return applicable((*self.rules, *extra), scope)
+
+    async def reserve(self, outcome: Outcome, plan: Plan,
+                      extra: Sequence[LimitRule] = ()) -> None:
+        """Hold room in every applicable limit, or refuse the request (429)."""
+        limits = self.limits_for(outcome, plan, extra)
+        if not limits:
+            return
+        counters = self.counters
+        if counters is None:  # only per-key budgets exist: count them in this process
+            self.counters = counters = open_counters(LimitsConfig())
+        req = outcome.req
+        tokens = estimate_prompt_tokens(req.body)
+        wants = wants_for(limits, tokens, req.max_output_tokens or 0,
+                          max_cost_nano(plan, tokens, req.max_output_tokens))
+        result = await counters.reserve(req.request_id, wants, self._clock.now())
+        if not result.ok:
+            assert result.refusal is not None
+            raise refusal_error(result.refusal)
+        outcome.limits = limits
+        outcome.budget_warnings = [w.id for w in result.warnings]
+
+    def settle(self, outcome: Outcome, cost_nano: int) -> None:
+        """Called once per request when it ends (from the ledger hand-off, which is sync)."""
+        if not outcome.limits or self.counters is None:
+            return
+        actual = actual_for(outcome.limits, outcome.usage or Usage(), cost_nano)
+        task = asyncio.get_running_loop().create_task(
+            self.counters.settle(outcome.req.request_id, actual))
+        self._settling.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._settling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # the reservation expires on its own; the budget is not leaked for long
+            log.error("settling a reservation failed: %s", task.exception())
+
+    async def close(self) -> None:
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+        aclose = getattr(self.counters, "aclose", None) or getattr(self.counters, "close", None)
+        if aclose is not None:
+            result = aclose()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+def refusal_error(r: Refusal) -> RateLimited | BudgetExceeded:
+    lim = r.limit
+    if lim.resource == "usd":
+        return BudgetExceeded(
+            f"budget {lim.id} cannot cover this request: ${from_nano_usd(r.used):f} of "
+            f"${from_nano_usd(lim.amount):f} used or held, the request may cost up to "
+            f"${from_nano_usd(r.requested):f}", retry_after=r.retry_after_s)
+    return RateLimited(
+        f"limit {lim.id} reached: {r.used} of {lim.amount} {lim.resource} used in this "
+        f"{lim.window}, the request needs {r.requested}", retry_after=r.retry_after_s)
