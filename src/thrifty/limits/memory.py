@@ -1,0 +1,146 @@
+"""``MemoryCounters``: limit counters inside one process (one gateway worker, tests, the demo).
+
+Safe under asyncio because no method awaits between reading and writing its state; it must
+not be shared by several processes or event-loop threads (use the SQLite or Redis counters).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from thrifty.limits.decide import decide, merge_wants, settle_amount
+from thrifty.limits.model import (
+    DEFAULT_RESERVATION_TTL_S,
+    DEFAULT_RETAIN_S,
+    Hold,
+    Limit,
+    ReserveResult,
+    window_bounds,
+)
+
+_GC_EVERY_S = 60.0
+
+
+@dataclass(slots=True)
+class _Bucket:
+    end: float
+    settled: int = 0
+    reserved: int = 0
+
+
+@dataclass(slots=True)
+class _Reservation:
+    reservation_id: str
+    holds: tuple[Hold, ...]
+    expires_at: float
+    expired: bool = False
+    """Expired: its room is free again, but a late settle still records what was spent."""
+
+
+class MemoryCounters:
+    """The ``Counters`` contract in dictionaries.
+
+    ``ttl_s``: an open reservation frees its room after this. ``retain_s`` (>= ``ttl_s``):
+    how long past windows and expired reservations are kept for late settles.
+    """
+
+    def __init__(
+        self, *, ttl_s: float = DEFAULT_RESERVATION_TTL_S, retain_s: float = DEFAULT_RETAIN_S
+    ) -> None:
+        if not 0 < ttl_s <= retain_s:
+            raise ValueError(f"need 0 < ttl_s <= retain_s, got ttl_s={ttl_s} retain_s={retain_s}")
+        self._ttl_s = ttl_s
+        self._retain_s = retain_s
+        self._buckets: dict[tuple[str, float], _Bucket] = {}
+        self._open: dict[str, _Reservation] = {}
+        # (when, tie-break, reservation): when it expires, then when its tombstone goes.
+        self._timers: list[tuple[float, int, _Reservation]] = []
+        self._seq = itertools.count()
+        self._next_gc = -float("inf")
+
+    async def reserve(
+        self, reservation_id: str, wants: Sequence[tuple[Limit, int]], now: float
+    ) -> ReserveResult:
+        merged = merge_wants(wants)
+        self._sweep(now)
+        if reservation_id in self._open:
+            raise ValueError(f"reservation id {reservation_id!r} is already in use")
+        used = {limit.id: self._used(limit, now) for limit, _ in merged}
+        result = decide(merged, used, now)
+        if result.ok and result.holds:  # nothing held, nothing to settle (as in SQLite)
+            for hold in result.holds:
+                self._bucket(hold.limit, hold.window_start).reserved += hold.amount
+            held = _Reservation(reservation_id, result.holds, now + self._ttl_s)
+            self._open[reservation_id] = held
+            heapq.heappush(self._timers, (held.expires_at, next(self._seq), held))
+        return result
+
+    async def settle(self, reservation_id: str, actual: Mapping[str, int]) -> None:
+        held = self._open.get(reservation_id)
+        if held is None:
+            return
+        # Compute (and validate) every amount before anything changes.
+        amounts = [settle_amount(h.limit.id, h.amount, actual) for h in held.holds]
+        del self._open[reservation_id]
+        for hold, amount in zip(held.holds, amounts, strict=True):
+            bucket = self._bucket(hold.limit, hold.window_start)
+            if not held.expired:
+                bucket.reserved -= hold.amount
+            bucket.settled += amount
+
+    async def release(self, reservation_id: str) -> None:
+        held = self._open.pop(reservation_id, None)
+        if held is None or held.expired:
+            return
+        for hold in held.holds:
+            self._bucket(hold.limit, hold.window_start).reserved -= hold.amount
+
+    async def usage(self, limits: Sequence[Limit], now: float) -> list[tuple[Limit, int, int]]:
+        self._sweep(now)
+        out = []
+        for limit in limits:
+            start, _ = window_bounds(limit.window, now)
+            bucket = self._buckets.get((limit.id, start))
+            settled, reserved = (0, 0) if bucket is None else (bucket.settled, bucket.reserved)
+            out.append((limit, settled, reserved))
+        return out
+
+    def _used(self, limit: Limit, now: float) -> int:
+        start, _ = window_bounds(limit.window, now)
+        bucket = self._buckets.get((limit.id, start))
+        return 0 if bucket is None else bucket.settled + bucket.reserved
+
+    def _bucket(self, limit: Limit, window_start: float) -> _Bucket:
+        key = (limit.id, window_start)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            _, end = window_bounds(limit.window, window_start)
+            bucket = self._buckets[key] = _Bucket(end)
+        return bucket
+
+    def _sweep(self, now: float) -> None:
+        """Expire overdue reservations, forget old tombstones, and now and then old windows."""
+        while self._timers and self._timers[0][0] <= now:
+            _, _, held = heapq.heappop(self._timers)
+            if self._open.get(held.reservation_id) is not held:
+                continue  # settled or released already
+            if held.expired:
+                del self._open[held.reservation_id]
+                continue
+            held.expired = True
+            for hold in held.holds:
+                self._bucket(hold.limit, hold.window_start).reserved -= hold.amount
+            forget_at = held.expires_at + self._retain_s
+            heapq.heappush(self._timers, (forget_at, next(self._seq), held))
+        if now >= self._next_gc:
+            self._next_gc = now + _GC_EVERY_S
+            # A bucket still holding room belongs to a live reservation: keep it.
+            old = [
+                key for key, b in self._buckets.items()
+                if b.end + self._retain_s <= now and b.reserved == 0
+            ]
+            for key in old:
+                del self._buckets[key]
