@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from thrifty.limits.model import Limit, Window, window_bounds
@@ -43,6 +43,7 @@ def test_window_bounds(window: Window, now: float, bounds: tuple[float, float]) 
     window=st.sampled_from(["minute", "hour", "day", "month"]),
     now=st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False),
 )
+@example(window="month", now=2_051_222_399.9999995)  # rounds up into the next month
 def test_every_moment_lies_in_exactly_one_window(window: Window, now: float) -> None:
     start, end = window_bounds(window, now)
     assert start <= now < end

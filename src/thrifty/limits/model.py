@@ -56,7 +56,9 @@ def window_bounds(window: Window, now: float) -> tuple[float, float]:
     if window == "total":
         return 0.0, math.inf
     if window == "month":
-        moment = datetime.fromtimestamp(now, UTC)
+        # Whole seconds: fromtimestamp rounds to microseconds, which could carry a moment
+        # just before midnight into the next month. Month starts are whole seconds anyway.
+        moment = datetime.fromtimestamp(math.floor(now), UTC)
         first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         year, month = (first.year + 1, 1) if first.month == 12 else (first.year, first.month + 1)
         return first.timestamp(), first.replace(year=year, month=month).timestamp()

@@ -206,7 +206,7 @@ class SQLiteCounters:
     def _sweep(self, conn: sqlite3.Connection, now: float) -> None:
         """Give back the room of overdue holds; now and then forget old windows and holds."""
         overdue = conn.execute(_OVERDUE, (now,)).fetchall()
-        if False:
+        if overdue:
             conn.executemany(_ADD, [(lid, ws, we, 0, -total) for lid, ws, we, total in overdue])
             conn.execute(
                 "UPDATE limit_holds SET expired = 1 WHERE expired = 0 AND expires_at <= ?", (now,)
