@@ -31,18 +31,19 @@ log = logging.getLogger("thrifty.limits")
 _MILLION = 1_000_000
 
 
-def open_counters(cfg: LimitsConfig) -> Counters:
+def open_counters(cfg: LimitsConfig, ttl_s: float) -> Counters:
+    """``ttl_s``: how long a hold outlives a crashed process; longer than any request."""
     if cfg.backend == "redis":
         from thrifty.limits.redis_counters import RedisCounters
 
-        return RedisCounters(cfg.redis_url, prefix=cfg.redis_prefix)
+        return RedisCounters(cfg.redis_url, prefix=cfg.redis_prefix, reservation_ttl_s=ttl_s)
     if cfg.backend == "sqlite":
         from thrifty.limits.sqlite_counters import SQLiteCounters
 
-        return SQLiteCounters(cfg.path)
+        return SQLiteCounters(cfg.path, ttl_s=ttl_s, retain_s=max(86_400.0, ttl_s))
     from thrifty.limits.memory import MemoryCounters
 
-    return MemoryCounters()
+    return MemoryCounters(ttl_s=ttl_s, retain_s=max(86_400.0, ttl_s))
 
 
 def max_cost_nano(plan: Plan, input_tokens: int, max_output: int | None) -> int:
@@ -61,9 +62,10 @@ def max_cost_nano(plan: Plan, input_tokens: int, max_output: int | None) -> int:
 
 
 class Budgets:
-    def __init__(self, cfg: LimitsConfig, clock: Clock) -> None:
+    def __init__(self, cfg: LimitsConfig, clock: Clock, request_timeout_s: float) -> None:
         self.rules: tuple[LimitRule, ...] = parse_rules(cfg.rules, where="limits.rules")
-        self.counters: Counters | None = open_counters(cfg) if cfg.rules else None
+        self._ttl = request_timeout_s + 60.0
+        self.counters: Counters | None = open_counters(cfg, self._ttl) if cfg.rules else None
         self._clock = clock
         self._settling: set[asyncio.Task[None]] = set()
 
@@ -83,7 +85,7 @@ class Budgets:
             return
         counters = self.counters
         if counters is None:  # only per-key budgets exist: count them in this process
-            self.counters = counters = open_counters(LimitsConfig())
+            self.counters = counters = open_counters(LimitsConfig(), self._ttl)
         req = outcome.req
         tokens = estimate_prompt_tokens(req.body)
         wants = wants_for(limits, tokens, req.max_output_tokens or 0,

@@ -77,7 +77,8 @@ class Gateway:
         self.resilience = Resilience(self, runtime.settings.resilience,
                                      runtime.settings.fallbacks, self.rng)
         self.feedback_book = FeedbackBook()
-        self.budgets = Budgets(runtime.settings.limits, self.clock)
+        self.budgets = Budgets(runtime.settings.limits, self.clock,
+                               runtime.settings.server.request_timeout_s)
         s = runtime.settings.server
         self.deadlines = Deadlines(s.connect_timeout_s, s.first_token_timeout_s,
                                    s.request_timeout_s)
