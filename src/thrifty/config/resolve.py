@@ -85,6 +85,9 @@ def resolve(settings: Settings, *, base_dir: Path | None = None) -> Runtime:
             routes[alias] = Route(alias, "alias", used, policy, hedge=spec.hedge)
     for name, route in routes.items():  # rules may delegate to routes defined after them
         _check_delegations(name, route, routes)
+    from thrifty.limits.rules import parse_rules
+
+    parse_rules(settings.limits.rules, where="limits.rules")  # fail at load, not per request
     return Runtime(settings, providers, table, catalog, tuple(notes))
 
 
