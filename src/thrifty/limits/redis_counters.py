@@ -26,17 +26,22 @@ MAX_AMOUNT = 2**53
 _KEEP_MARGIN_S = 60.0
 """Extra life for every key beyond the last moment its content can still matter."""
 
+RECLAIM_BATCH = 200
+"""Expired reservations freed per script call (~20 us each): a crashed replica's thousands
+of holds are freed over several short calls, never in one that stalls Redis."""
+
 _TOTAL_HOLD_KEEP_S = 30 * 86_400.0
 """How long an open hold on a "total" bucket (which never expires) waits to be reclaimed:
 reclaim runs inside the next reserve or usage, so only a month with no traffic could leak it."""
 
-# Frees the holds of every reservation whose expiry (the index score) is <= now. ARGV[1] is
-# now, ARGV[2] the reservation key prefix, ARGV[3] how long an expired reservation is kept
-# so a late settle still records the money spent. Amounts travel as the strings Python
-# wrote: Lua would print big numbers as 1.2e+15, and HINCRBY rejects "-0", hence the '0'.
+# Frees the holds of up to RECLAIM_BATCH reservations whose expiry (the index score) is
+# <= now; true if more may be left. ARGV[1] is now, ARGV[2] the reservation key prefix,
+# ARGV[3] how long an expired reservation is kept so a late settle still records the money
+# spent. Amounts travel as the strings Python wrote: Lua would print big numbers as
+# 1.2e+15, and HINCRBY rejects "-0", hence the checks for '0'.
 _LUA_RECLAIM = """
 local function reclaim(index)
-  local expired = redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[1])
+  local expired = redis.call('ZRANGEBYSCORE', index, '-inf', ARGV[1], 'LIMIT', 0, BATCH)
   for _, id in ipairs(expired) do
     local key = ARGV[2] .. id
     if redis.call('HGET', key, 'state') == 'held' then
@@ -50,22 +55,24 @@ local function reclaim(index)
       redis.call('PEXPIRE', key, ARGV[3])
     end
   end
-  if #expired > 0 then redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[1]) end
+  if #expired > 0 then redis.call('ZREM', index, unpack(expired)) end
+  return #expired == BATCH
 end
 local function used(bucket)
   local v = redis.call('HMGET', bucket, 'settled', 'reserved')
   return (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
 end
-"""
+""".replace("BATCH", str(RECLAIM_BATCH))
 
 # KEYS: index, reservation, bucket 1..m. ARGV: now, reservation key prefix, grace ms,
 # expires_at, reservation id, reservation ttl ms; then per want: amount, cap, bucket ttl ms
 # ('' for none), limit id. Returns {1, used...} after holding everything, {0, used...}
-# after holding nothing, or {-1} if the id is still open. ``used`` is settled + reserved
+# after holding nothing, {-1} if the id is still open, or {-2} to be called again: it
+# does not fit yet but more expired holds wait to be freed. ``used`` is settled + reserved
 # before this reservation, as the script saw it.
 _LUA_RESERVE = _LUA_RECLAIM + """
 local index, res = KEYS[1], KEYS[2]
-reclaim(index)
+local more = reclaim(index)
 if redis.call('EXISTS', res) == 1 then return {-1} end
 local m, fits, out = #KEYS - 2, 1, {1}
 for i = 1, m do
@@ -74,6 +81,7 @@ for i = 1, m do
   if u + tonumber(ARGV[b + 1]) > tonumber(ARGV[b + 2]) then fits = 0 end
 end
 if fits == 0 then
+  if more then return {-2} end
   out[1] = 0
   return out
 end
@@ -95,9 +103,10 @@ return out
 """
 
 # KEYS: index, bucket 1..m. ARGV: now, reservation key prefix, grace ms.
-# Returns {settled, reserved} per bucket after reclaiming expired reservations.
+# Returns {settled, reserved} per bucket after reclaiming expired reservations, or {-2} to
+# be called again while more wait to be freed.
 _LUA_USAGE = _LUA_RECLAIM + """
-reclaim(KEYS[1])
+if reclaim(KEYS[1]) then return {-2} end
 local out = {}
 for i = 2, #KEYS do
   local v = redis.call('HMGET', KEYS[i], 'settled', 'reserved')
@@ -142,8 +151,9 @@ class RedisCounters:
     (TTL: the rest of the window + the reservation TTL + a margin, so a late settle still
     finds it; none for "total", which is the budget's record), a hash per open reservation
     at ``{prefix}reservation:{id}`` listing its holds, and ``{prefix}reservations``, its ids
-    by expiry: reserve and usage first reclaim every expired reservation, so a crashed
-    replica's holds come back with no background job. On Redis Cluster give the prefix a
+    by expiry: reserve and usage first reclaim expired reservations (in batches, and none
+    refuses while one is left), so a crashed replica's holds come back with no background
+    job. On Redis Cluster give the prefix a
     hash tag (``{thrifty:limits}:``): the reclaim touches other reservations' keys.
     At most ``max_connections`` commands are in flight per replica; more wait for one.
 
@@ -205,6 +215,8 @@ class RedisCounters:
         settled + reserved) at the instant the script decided, before this reservation:
         enough for ``x-ratelimit-remaining`` without another round trip."""
         merged = merge_wants(wants)
+        if not merged:  # nothing to hold, nothing to settle: no reservation is recorded
+            return decide(merged, {}, now), {}
         for limit, amount in merged:
             _check_amount(amount, f"amount wanted from {limit.id}")
             _check_amount(limit.amount, f"limit {limit.id} amount")
@@ -218,7 +230,9 @@ class RedisCounters:
                                   repr(float(now) + self._ttl_s), reservation_id, hold_ms]
         for (limit, amount), ttl in zip(merged, bucket_ttls, strict=True):
             args += [str(amount), str(limit.amount), "" if ttl is None else ttl, limit.id]
-        reply = cast("list[int]", await self._reserve(keys=keys, args=args))
+        reply = [-2]
+        while reply[0] == -2:
+            reply = cast("list[int]", await self._reserve(keys=keys, args=args))
         if reply[0] == -1:
             raise ValueError(f"reservation id {reservation_id!r} is already in use")
         used = {limit.id: int(u) for (limit, _), u in zip(merged, reply[1:], strict=True)}
@@ -249,8 +263,10 @@ class RedisCounters:
         """(limit, settled, reserved) in each limit's current window, expired holds freed."""
         keys = [self._index]
         keys += [self.bucket_key(limit, window_bounds(limit.window, now)[0]) for limit in limits]
-        reply = cast("list[int]", await self._usage(
-            keys=keys, args=[repr(float(now)), self._reservation_prefix, self._grace_ms]))
+        args: list[EncodableT] = [repr(float(now)), self._reservation_prefix, self._grace_ms]
+        reply = [-2]
+        while reply[:1] == [-2]:
+            reply = cast("list[int]", await self._usage(keys=keys, args=args))
         return [(limit, int(reply[2 * i]), int(reply[2 * i + 1]))
                 for i, limit in enumerate(limits)]
 
