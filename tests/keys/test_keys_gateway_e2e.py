@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-
 from tests.conftest import Fakes, GatewayFactory, standard_config
 
 MASTER = "mk-operator-0123456789"

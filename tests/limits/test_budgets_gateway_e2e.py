@@ -11,7 +11,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-
 from tests.conftest import Fakes, GatewayFactory, standard_config
 
 MSG = [{"role": "user", "content": "echo: hello there"}]
