@@ -187,7 +187,7 @@ class RedisHealth:
     def __init__(self, redis_url: str, cfg: BreakerConfig, clock: Clock,
                  prefix: str = "thrifty:health:", *, timeout_s: float = 0.5) -> None:
         try:
-            from redis.asyncio import from_url
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.exceptions import RedisError
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ConfigError(
@@ -197,9 +197,13 @@ class RedisHealth:
         self._clock = clock
         self._prefix = prefix
         self._index = f"{prefix}index"
-        # No I/O here: redis-py connects on the first command.
-        self._redis: Redis = from_url(redis_url, decode_responses=True,
-                                      socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        # No I/O here: redis-py connects on the first command. A blocking pool makes a burst
+        # of attempts queue for a connection instead of failing (which would read as an
+        # outage and switch this replica to its local breakers).
+        pool = BlockingConnectionPool.from_url(
+            redis_url, max_connections=64, timeout=timeout_s, decode_responses=True,
+            socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        self._redis: Redis = Redis.from_pool(pool)
         self._allow: AsyncScript = self._redis.register_script(_LUA_ALLOW)
         self._success: AsyncScript = self._redis.register_script(_LUA_SUCCESS)
         self._failure: AsyncScript = self._redis.register_script(_LUA_FAILURE)
