@@ -76,7 +76,7 @@ def test_every_field_round_trips_with_its_attempts(store: PostgresLedger) -> Non
     full = LedgerEntry(
         request_id="req-full", ts=1_714_521_600.125, requested_model="cheap",
         provider="anthropic", upstream_model="claude-3-5-haiku", status=200, stream=True,
-        key_id="key-7", team="search", user="alice", input_tokens=1_000,
+        key_id="key-7", team="search", tags='["a", "b"]', user="alice", input_tokens=1_000,
         cached_input_tokens=600, cache_write_tokens=300, output_tokens=250,
         reasoning_tokens=40, cost_nano_usd=123_456_789_012, latency_ms=812.5, ttft_ms=95.25,
         error_type="upstream_timeout", route="alias:cheap", usage_known=False,
@@ -272,6 +272,7 @@ def _random_entries(rng: random.Random, n: int) -> list[LedgerEntry]:
             f"r{i}", 1_714_521_600.0 + rng.uniform(0, 3 * 86_400), rng.choice(["cheap", "best"]),
             provider, model, rng.choice([200, 200, 200, 400, 429, 499, 503]),
             key_id=rng.choice([None, "k1", "k2"]), team=rng.choice([None, "a", "B"]),
+            tags=rng.choice([None, '["x"]', '["x", "y"]']),
             input_tokens=rng.randrange(10_000), cached_input_tokens=rng.randrange(100),
             cache_write_tokens=rng.randrange(100), output_tokens=rng.randrange(4_000),
             reasoning_tokens=rng.randrange(50), cost_nano_usd=rng.randrange(10**12),

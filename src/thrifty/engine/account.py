@@ -76,6 +76,7 @@ def ledger_entry(o: Outcome) -> LedgerEntry:
         stream=o.req.stream,
         key_id=o.req.key_id,
         team=o.req.team,
+        tags=orjson.dumps(list(o.req.options.tags)).decode() if o.req.options.tags else None,
         user=o.req.user,
         input_tokens=u.input_tokens,
         cached_input_tokens=u.cached_input_tokens,

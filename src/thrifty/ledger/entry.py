@@ -40,6 +40,8 @@ class LedgerEntry:
     stream: bool = False
     key_id: str | None = None
     team: str | None = None
+    tags: str | None = None
+    """The request's tags as a JSON array (``thrifty.tags``), for spend by tag."""
     user: str | None = None
     input_tokens: int = 0
     cached_input_tokens: int = 0

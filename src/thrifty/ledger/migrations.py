@@ -120,6 +120,11 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX requests_team_ts ON requests (team, ts)",
         ),
     ),
+    Migration(
+        6,
+        "the request's tags (a JSON array) for spend by tag",
+        ("ALTER TABLE requests ADD COLUMN tags TEXT",),
+    ),
 )
 
 _CREATE_VERSIONS = """

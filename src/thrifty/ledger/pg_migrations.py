@@ -96,6 +96,11 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX feedback_request ON feedback (request_id)",
         ),
     ),
+    Migration(
+        2,
+        "the request's tags (a JSON array) for spend by tag",
+        ("ALTER TABLE requests ADD COLUMN tags TEXT",),
+    ),
 )
 
 _LOCK_CLASS = 0x7468_7266  # "thrf": the first key of the two-key advisory lock (per schema)

@@ -61,6 +61,7 @@ _GROUP_SQL = {
     "day": "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     "key": "COALESCE(key_id, '(no key)')",
     "team": "COALESCE(team, '(no team)')",
+    "tag": "tag.value",
     "status": "CAST(status AS TEXT)",
 }
 _CHRONOLOGICAL = frozenset({"day", "status"})
@@ -213,6 +214,11 @@ class PostgresLedger:
         self.close()
 
 
+# a request with two tags counts in both groups; untagged requests form their own group
+_PG_TAG_JOIN = """, jsonb_array_elements_text(COALESCE(requests.tags::jsonb,
+                  '["(no tag)"]'::jsonb)) AS tag(value)"""
+
+
 def spend_query(by: str, since: float | None, until: float | None) -> tuple[str, list[float]]:
     """The SQL and parameters ``PostgresLedger.spend`` runs (exposed for EXPLAIN)."""
     group = _GROUP_SQL[check_grouping(by)]
@@ -224,7 +230,8 @@ def spend_query(by: str, since: float | None, until: float | None) -> tuple[str,
                SUM(input_tokens), SUM(cached_input_tokens), SUM(cache_write_tokens),
                SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_nano_usd) AS cost,
                AVG(latency_ms), MAX(latency_ms)
-        FROM requests {where} GROUP BY grp ORDER BY {order}
+        FROM requests {_PG_TAG_JOIN if by == "tag" else ""} {where}
+        GROUP BY grp ORDER BY {order}
     """
     return query, params
 

@@ -62,9 +62,12 @@ _GROUP_SQL = {
     "day": "strftime('%Y-%m-%d', ts, 'unixepoch')",
     "key": "COALESCE(key_id, '(no key)')",
     "team": "COALESCE(team, '(no team)')",
+    "tag": "tag.value",
     "status": "CAST(status AS TEXT)",
 }
 _CHRONOLOGICAL = frozenset({"day", "status"})
+# a request with two tags counts in both groups; untagged requests form their own group
+_TAG_JOIN = """, json_each(COALESCE(requests.tags, '["(no tag)"]')) AS tag"""
 
 
 class SQLiteLedger:
@@ -186,7 +189,8 @@ class SQLiteLedger:
                    SUM(input_tokens), SUM(cached_input_tokens), SUM(cache_write_tokens),
                    SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_nano_usd) AS cost,
                    AVG(latency_ms), MAX(latency_ms)
-            FROM requests {where} GROUP BY grp ORDER BY {order}
+            FROM requests {_TAG_JOIN if by == "tag" else ""} {where}
+            GROUP BY grp ORDER BY {order}
         """
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()

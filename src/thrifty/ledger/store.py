@@ -16,7 +16,7 @@ from thrifty.ledger.entry import LedgerEntry
 from thrifty.pricing.cost import from_nano_usd
 
 SPEND_GROUPINGS: tuple[str, ...] = ("model", "requested", "provider", "day", "key", "team",
-                                    "status")
+                                    "tag", "status")
 """What ``spend(by=...)`` may group on:
 
 - ``model``: the model that served the request, as ``provider/upstream_model``; a request that
