@@ -34,6 +34,7 @@ from thrifty.keys.model import (
 )
 from thrifty.keys.store import COLUMNS, key_from_row, key_is_revoked, key_not_found, key_row
 from thrifty.ledger.migrations import Migration
+from thrifty.storage.sqlite import enable_wal
 
 MEMORY = ":memory:"
 VERSIONS_TABLE = "keys_schema_migrations"
@@ -94,7 +95,7 @@ class SQLiteKeys:
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             if self.path != MEMORY:
-                _enable_wal(self._conn, busy_timeout_s)
+                enable_wal(self._conn, busy_timeout_s)
             self.schema_version = migrate_keys(self._conn, where=self.path)
         except BaseException:
             self._conn.close()
@@ -278,20 +279,3 @@ def _refuse_newer(version: int, latest: int, where: str) -> None:
             f"keys database {where} has keys schema version {version}, but this thrifty only "
             f"knows up to version {latest}: upgrade thrifty, or point --db at another file"
         )
-
-
-def _enable_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
-    """Switch to WAL. SQLite answers SQLITE_BUSY here without calling the busy handler when
-    another process switches the same fresh file at the same moment, so retry by hand."""
-    deadline = time.monotonic() + busy_timeout_s
-    delay = 0.001
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-            if not busy or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)

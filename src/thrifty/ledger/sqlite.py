@@ -11,7 +11,6 @@ import dataclasses
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from operator import attrgetter
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
 from thrifty.ledger.migrations import migrate
 from thrifty.ledger.store import ERROR_STATUS, SpendRow, check_grouping
+from thrifty.storage.sqlite import enable_wal
 
 MEMORY = ":memory:"
 
@@ -103,7 +103,7 @@ class SQLiteLedger:
         if self.path != MEMORY:
             # WAL lets readers (``thrifty spend``, the dashboard) run while workers write;
             # NORMAL loses at most the last commits on power loss, never corrupts.
-            _enable_wal(conn, busy_timeout_s)
+            enable_wal(conn, busy_timeout_s)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
 
@@ -212,23 +212,6 @@ class SQLiteLedger:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _enable_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
-    """Switch to WAL. SQLite answers SQLITE_BUSY here without calling the busy handler when
-    another process is switching the same fresh file at the same moment, so retry by hand."""
-    deadline = time.monotonic() + busy_timeout_s
-    delay = 0.001
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-            if not busy or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 def _time_filter(since: float | None, until: float | None) -> tuple[str, list[float]]:

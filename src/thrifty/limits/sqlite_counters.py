@@ -28,6 +28,7 @@ from thrifty.limits.model import (
     ReserveResult,
     window_bounds,
 )
+from thrifty.storage.sqlite import enable_wal
 
 MEMORY = ":memory:"
 _GC_EVERY_S = 60.0
@@ -122,7 +123,7 @@ class SQLiteCounters:
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             if self.path != MEMORY:
-                _enable_wal(self._conn, busy_timeout_s)
+                enable_wal(self._conn, busy_timeout_s)
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self.schema_version = _migrate(self._conn, where=self.path)
         except BaseException:
@@ -300,20 +301,3 @@ def _version(conn: sqlite3.Connection) -> int:
         return 0
     row = conn.execute(f"SELECT MAX(version) FROM {_VERSIONS}").fetchone()
     return int(row[0] or 0)
-
-
-def _enable_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
-    """Switch to WAL (readers never block the writer). SQLite answers SQLITE_BUSY without
-    calling the busy handler when processes switch a fresh file at once: retry by hand."""
-    deadline = time.monotonic() + busy_timeout_s
-    delay = 0.001
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-            if not busy or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)

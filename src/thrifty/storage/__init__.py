@@ -1,0 +1,1 @@
+"""Pieces every SQLite-backed store shares (ledger, keys, limit counters)."""
