@@ -2,9 +2,9 @@
 counters), in front of one `thrifty fake-provider` process: a virtual key's USD budget hit by
 500 concurrent requests spread over both replicas is never overspent, refuses only what could
 not fit, and its Redis counters settle to the ledger's sum exactly; a requests-per-minute
-limit is shared, not doubled. Two src bugs are proved here as strict xfails (they fail with
-``Overshot`` and nothing else): a key's own budgets bypass Redis when the config has no rules,
-and the prompt estimate is not an upper bound. Real services on 127.0.0.1 (PostgreSQL 5432,
+limit is shared, not doubled; a key's own budgets live in the shared counters too, and a
+request that fits its reservation never settles above the budget (the reservation bounds the
+prompt from above). Real services on 127.0.0.1 (PostgreSQL 5432,
 db ``test``, user ``postgres``; Redis 6379); skipped only when one is not listening. Each run
 uses its own schema and key prefix and removes them; every process is stopped by its PID."""
 
@@ -66,15 +66,8 @@ pytestmark = [
 
 
 class Overshot(AssertionError):
-    """More was spent or let through than a limit allows: the failure the xfails expect."""
+    """More was spent or let through than a limit allows."""
 
-
-KEY_BUDGETS_IN_MEMORY = pytest.mark.xfail(
-    strict=True, raises=Overshot,
-    reason="src bug: engine/budgets.py Budgets.reserve counts a key's own budgets with "
-           "open_counters(LimitsConfig()), i.e. per-process memory counters, whenever "
-           "limits.rules is empty, ignoring limits.backend: redis; each replica grants the "
-           "whole budget. Remove this marker once it opens the configured back end.")
 
 
 # -- the processes ----------------------------------------------------------------------------
@@ -284,7 +277,7 @@ def wait_out_window_end(window_s: float, margin_s: float) -> None:
 BUDGET_SOURCES = [
     pytest.param([{"resource": "requests", "window": "minute", "scope": "global",
                    "amount": 1_000_000}], id="with-a-config-rule"),
-    pytest.param([], id="key-budget-only", marks=KEY_BUDGETS_IN_MEMORY),
+    pytest.param([], id="key-budget-only"),
 ]
 
 
@@ -353,7 +346,7 @@ RPM_SOURCES = [
     pytest.param([{"resource": "requests", "window": "minute", "scope": "key", "value": "*",
                    "amount": 60}], [], id="config-rule"),
     pytest.param([], [{"resource": "requests", "window": "minute", "amount": 60}],
-                 id="key-budget", marks=KEY_BUDGETS_IN_MEMORY),
+                 id="key-budget"),
 ]
 
 
@@ -386,16 +379,6 @@ async def test_requests_per_minute_are_shared_not_doubled(
     assert sum(1 for _, s, _ in rows if s == 200) == 60
 
 
-ESTIMATE_FLOORS = pytest.mark.xfail(
-    strict=True, raises=Overshot,
-    reason="src bug: engine/budgets.py reserves the prompt at core/estimate.py's "
-           "estimate_prompt_tokens (characters // 4, rounded down), which is not an upper "
-           "bound on what the provider bills (the fake counts (characters + 3) // 4, real "
-           "tokenizers differ far more), so requests that fit their reservations can settle "
-           "above the budget. Remove this marker once the reservation bounds the prompt.")
-
-
-@ESTIMATE_FLOORS
 async def test_requests_that_fit_do_not_settle_above_the_budget(cluster: Cluster) -> None:
     # a config rule, so the key's budget lives in Redis; a slow provider, so every request
     # reserves before any settles

@@ -38,3 +38,32 @@ def estimate_usage(req: ChatRequest, output_chars: int) -> Usage:
         input_tokens=estimate_prompt_tokens(req.body),
         output_tokens=(output_chars + _CHARS_PER_TOKEN - 1) // _CHARS_PER_TOKEN,
     )
+
+
+_BOUND_PER_MESSAGE = 8
+_BOUND_PER_IMAGE = 2_000  # above any vendor's charge for one image at the highest detail
+
+
+def max_prompt_tokens(body: dict[str, Any]) -> int:
+    """An upper bound on the prompt tokens a provider can bill: byte-level BPE tokenizers
+    make at most one token per UTF-8 byte, plus per-message framing and images. Budgets
+    reserve this (and settle to the real count), so a request that fits its reservation can
+    never settle above a budget."""
+    total = 0
+    for msg in body.get("messages") or ():
+        total += _BOUND_PER_MESSAGE
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, str):
+            total += len(content.encode())
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "text":
+                    total += len(str(part.get("text", "")).encode())
+                else:
+                    total += _BOUND_PER_IMAGE
+        calls = msg.get("tool_calls") if isinstance(msg, dict) else None
+        if calls:
+            total += len(str(calls).encode())
+    if body.get("tools"):
+        total += len(str(body["tools"]).encode())
+    return total

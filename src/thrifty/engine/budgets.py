@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from thrifty.config.schema import LimitsConfig
 from thrifty.core.clock import Clock
-from thrifty.core.estimate import estimate_prompt_tokens
+from thrifty.core.estimate import max_prompt_tokens
 from thrifty.core.usage import Usage
 from thrifty.errors import BudgetExceeded, RateLimited
 from thrifty.limits.decide import actual_for, wants_for
@@ -64,6 +64,7 @@ def max_cost_nano(plan: Plan, input_tokens: int, max_output: int | None) -> int:
 class Budgets:
     def __init__(self, cfg: LimitsConfig, clock: Clock, request_timeout_s: float) -> None:
         self.rules: tuple[LimitRule, ...] = parse_rules(cfg.rules, where="limits.rules")
+        self._cfg = cfg
         self._ttl = request_timeout_s + 60.0
         self.counters: Counters | None = open_counters(cfg, self._ttl) if cfg.rules else None
         self._clock = clock
@@ -84,10 +85,10 @@ class Budgets:
         if not limits:
             return
         counters = self.counters
-        if counters is None:  # only per-key budgets exist: count them in this process
-            self.counters = counters = open_counters(LimitsConfig(), self._ttl)
+        if counters is None:  # only per-key budgets so far: open the configured back end
+            self.counters = counters = open_counters(self._cfg, self._ttl)
         req = outcome.req
-        tokens = estimate_prompt_tokens(req.body)
+        tokens = max_prompt_tokens(req.body)  # an upper bound: settling can only lower it
         wants = wants_for(limits, tokens, req.max_output_tokens or 0,
                           max_cost_nano(plan, tokens, req.max_output_tokens))
         result = await counters.reserve(req.request_id, wants, self._clock.now())
