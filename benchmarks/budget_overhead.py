@@ -70,6 +70,13 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def redis_server_pid() -> int | None:
     """The local redis-server's PID, to read its CPU time (None if it is not visible)."""
     for entry in Path("/proc").iterdir():
@@ -239,6 +246,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k != "THRIFTY_MASTER_KEY"}
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[tuple[str, int], list[Point]] = {}
+    rss: dict[str, tuple[float, float]] = {}
     try:
         fake_port = free_port()
         fake = subprocess.Popen([sys.executable, "-m", "thrifty.cli.main", "fake-provider",
@@ -255,11 +263,13 @@ def main() -> int:
                           fake_port, tmp, env, procs),
         ]
         redis_pid = redis_server_pid()
+        rss = {gw.name: (proc_rss_mb(gw.proc.pid), 0.0) for gw in gateways}
         for _ in range(args.rounds):
             for c in conc:
                 for gw in gateways:
                     results.setdefault((gw.name, c), []).append(
                         measure(gw, c, args.seconds, redis_pid))
+        rss = {gw.name: (rss[gw.name][0], proc_rss_mb(gw.proc.pid)) for gw in gateways}
     finally:
         stop(procs)
         delete_prefix(prefix)
@@ -270,6 +280,8 @@ def main() -> int:
     print("rules: global requests/minute (soft warning on every answer), model usd/day, "
           "provider output_tokens/minute; x = ratio to the no-limits gateway")
     report(results, conc, [gw.name for gw in gateways], args.seconds)
+    print("gateway RSS before -> after the run: " + "; ".join(
+        f"{name} {a:.0f} -> {b:.0f} MB" for name, (a, b) in rss.items()))
     if redis_pid is None:
         print("(redis-server's PID is not visible here: its CPU is not counted)")
     return 0

@@ -71,3 +71,17 @@ async def test_keys_end_to_end(fakes: Fakes, gateway_factory: GatewayFactory,
     assert sum(1 for r in rows if r["status"] == 401) == 3
     spend = gw.gateway.ledger.store.spend("team", None)  # type: ignore[union-attr]
     assert {row.group for row in spend} >= {"research", "(no team)"}
+
+
+async def test_invalid_key_budgets_are_refused_at_creation(
+        fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> None:
+    cfg = standard_config(fakes, tmp_path / "ledger.db")
+    cfg["server"] = {"master_key": MASTER}
+    cfg["keys"] = {"backend": "sqlite", "path": str(tmp_path / "keys.db")}
+    gw = await gateway_factory(cfg)
+    status, err = await call(gw.v1, "POST", "/thrifty/keys", key=MASTER, body={
+        "team": "t", "budgets": [{"resource": "usd", "window": "fortnight", "amount": "1"}]})
+    assert status == 400 and "window" in err["error"]["message"]
+    status, ok = await call(gw.v1, "POST", "/thrifty/keys", key=MASTER, body={
+        "team": "t", "budgets": [{"resource": "usd", "window": "day", "amount": "1"}]})
+    assert status == 201 and ok["key"].startswith("tk-")

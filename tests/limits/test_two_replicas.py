@@ -4,9 +4,9 @@ counters), in front of one `thrifty fake-provider` process: a virtual key's USD 
 not fit, and its Redis counters settle to the ledger's sum exactly; a requests-per-minute
 limit is shared, not doubled; a key's own budgets live in the shared counters too, and a
 request that fits its reservation never settles above the budget (the reservation bounds the
-prompt from above). Real services on 127.0.0.1 (PostgreSQL 5432,
-db ``test``, user ``postgres``; Redis 6379); skipped only when one is not listening. Each run
-uses its own schema and key prefix and removes them; every process is stopped by its PID."""
+prompt from above). Real services on 127.0.0.1 (PostgreSQL 5432, db ``test``, user
+``postgres``; Redis 6379); skipped only when one is not listening. Each run uses its own
+schema and key prefix and removes them; every process is stopped by its PID."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 import pytest
 
-from thrifty.core.estimate import estimate_prompt_tokens
+from thrifty.core.estimate import max_prompt_tokens
 from thrifty.limits.model import Limit, window_bounds
 from thrifty.limits.redis_counters import RedisCounters
 from thrifty.pricing.cost import to_nano_usd
@@ -256,8 +256,9 @@ async def fire(replicas: Sequence[str], secret: str, n: int, concurrency: int,
 
 
 def max_cost_nano(i: int) -> int:
-    """The most request ``i`` may cost: its estimated prompt and ``MAX_TOKENS`` of output."""
-    tokens = estimate_prompt_tokens({"messages": [{"role": "user", "content": prompt(i)}]})
+    """What the gateway reserves for request ``i``: the most it may cost, its prompt bounded
+    from above and ``MAX_TOKENS`` of output."""
+    tokens = max_prompt_tokens({"messages": [{"role": "user", "content": prompt(i)}]})
     return to_nano_usd((tokens * PRICE_IN + MAX_TOKENS * PRICE_OUT) / 1_000_000)
 
 
@@ -308,8 +309,7 @@ async def test_usd_budget_across_two_replicas_is_exact(
         assert m is not None, err["message"]
         name, used, amount, requested = m[1], nano(m[2]), nano(m[3]), nano(m[4])
         assert (name, amount) == (limit_id, budget)
-        # the reservation covers at least the request's estimated maximum (today: exactly)
-        assert requested >= maxima[a.index]
+        assert requested == maxima[a.index]  # the reservation is the request's maximum
         assert used + requested > budget, f"request {a.index} fitted but was refused: {a}"
     # settled costs are below the maxima: more than budget/max fit in the end
     assert len(ok) >= budget // max(maxima)

@@ -60,6 +60,7 @@ class MemoryCounters:
         self._timers: list[tuple[float, int, _Reservation]] = []
         self._seq = itertools.count()
         self._next_gc = -float("inf")
+        self._dead = 0  # timers of reservations already settled or released
 
     async def reserve(
         self, reservation_id: str, wants: Sequence[tuple[Limit, int]], now: float
@@ -85,6 +86,7 @@ class MemoryCounters:
         # Compute (and validate) every amount before anything changes.
         amounts = [settle_amount(h.limit.id, h.amount, actual) for h in held.holds]
         del self._open[reservation_id]
+        self._forget_timer()
         for hold, amount in zip(held.holds, amounts, strict=True):
             bucket = self._bucket(hold.limit, hold.window_start)
             if not held.expired:
@@ -93,7 +95,10 @@ class MemoryCounters:
 
     async def release(self, reservation_id: str) -> None:
         held = self._open.pop(reservation_id, None)
-        if held is None or held.expired:
+        if held is None:
+            return
+        self._forget_timer()
+        if held.expired:
             return
         for hold in held.holds:
             self._bucket(hold.limit, hold.window_start).reserved -= hold.amount
@@ -107,6 +112,17 @@ class MemoryCounters:
             settled, reserved = (0, 0) if bucket is None else (bucket.settled, bucket.reserved)
             out.append((limit, settled, reserved))
         return out
+
+    def _forget_timer(self) -> None:
+        """A finished reservation's timer is dead weight until it would fire: once the dead
+        outnumber the live, rebuild the heap from the live ones (amortised O(1) a request),
+        so memory does not grow with the request rate times the hold timeout."""
+        self._dead += 1
+        if self._dead > len(self._open) + 1024:
+            self._timers = [t for t in self._timers if self._open.get(t[2].reservation_id)
+                            is t[2]]
+            heapq.heapify(self._timers)
+            self._dead = 0
 
     def _used(self, limit: Limit, now: float) -> int:
         start, _ = window_bounds(limit.window, now)

@@ -20,7 +20,12 @@ from thrifty.engine.gateway import Gateway
 from thrifty.engine.health_report import deployment_report
 from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
 from thrifty.pricing.cost import format_usd
-from thrifty.server.keys_wiring import Caller, key_limit_rules, open_key_store
+from thrifty.server.keys_wiring import (
+    Caller,
+    check_key_budgets,
+    key_limit_rules,
+    open_key_store,
+)
 from thrifty.wire.openai_chat import apply_option_headers, parse_chat_request
 from thrifty.wire.thrifty_api import parse_feedback
 
@@ -217,7 +222,7 @@ def build_app(gateway: Gateway) -> web.Application:
         from thrifty.server.admin import add_admin_routes
 
         add_admin_routes(app, h.key_store, h.caller.operator, cache=h.caller.cache,
-                         clock=gateway.clock)
+                         clock=gateway.clock, check_budgets=check_key_budgets)
     app.router.add_route("*", "/{tail:.*}", _not_found)
 
     async def on_startup(app: web.Application) -> None:

@@ -5,6 +5,7 @@ admin API behind the master key."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -87,3 +88,15 @@ def key_limit_rules(key: VirtualKey) -> tuple[object, ...]:
             _rules_cache.clear()
         _rules_cache[sig] = rules
     return rules
+
+
+def check_key_budgets(budgets: Sequence[Mapping[str, object]]) -> None:
+    """Refuse a key's budgets at creation (400 naming the field), not at its first use."""
+    from thrifty.errors import ConfigError
+    from thrifty.limits.rules import parse_rules
+
+    scoped = [{**dict(b), "scope": "key", "value": "check"} for b in budgets]
+    try:
+        parse_rules(scoped, where="budgets")
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
