@@ -20,6 +20,7 @@ the OpenAI error JSON shape. Upstream errors are classified by status and struct
     │   ├── UpstreamBadResponse          502  malformed body, unexpected shape, stream cut
     │   ├── UpstreamUnavailable          503  provider 5xx, connection refused or reset
     │   └── UpstreamTimeout              504  connect / first-token / total deadline passed
+    ├── LimitsUnavailable                503  the budget counters cannot be reached (fail closed)
     └── ConfigError                      the configuration is invalid (raised at load time)
 """
 
@@ -158,6 +159,16 @@ class UpstreamTimeout(UpstreamError):
     status = 504
     type = "timeout_error"
     code = "upstream_timeout"
+
+
+class LimitsUnavailable(ThriftyError):
+    """The counters that enforce budgets (Redis, SQLite) failed: refusing is the only way to
+    keep the guarantee that no budget is overspent, so the request gets a retryable 503."""
+
+    status = 503
+    type = "server_error"
+    code = "limits_unavailable"
+    retryable = True
 
 
 class ConfigError(ThriftyError):

@@ -84,3 +84,19 @@ async def test_concurrent_requests_never_overspend_and_fitting_ones_pass(
     # every refusal message reports a used+held amount above budget - the request's maximum
     for _, _, err in refused:
         assert err["error"]["code"] == "budget_exceeded"
+
+
+async def test_unreachable_counters_fail_closed_with_a_clean_503(
+        fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    cfg = cfg_with(fakes, tmp_path, [
+        {"resource": "requests", "window": "minute", "scope": "global", "amount": 100}])
+    cfg["limits"].update({"backend": "redis", "redis_url": f"redis://127.0.0.1:{dead}/0"})
+    gw = await gateway_factory(cfg)
+    status, headers, body = await post(gw.v1, {"model": "oa-mini", "messages": MSG})
+    assert status == 503 and body["error"]["code"] == "limits_unavailable"
+    assert float(headers["retry-after"]) >= 1

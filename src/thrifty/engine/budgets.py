@@ -16,7 +16,7 @@ from thrifty.config.schema import LimitsConfig
 from thrifty.core.clock import Clock
 from thrifty.core.estimate import max_prompt_tokens
 from thrifty.core.usage import Usage
-from thrifty.errors import BudgetExceeded, RateLimited
+from thrifty.errors import BudgetExceeded, LimitsUnavailable, RateLimited
 from thrifty.limits.decide import actual_for, wants_for
 from thrifty.limits.model import Counters, Limit, Refusal
 from thrifty.limits.rules import LimitRule, RequestScope, applicable, parse_rules
@@ -44,6 +44,18 @@ def open_counters(cfg: LimitsConfig, ttl_s: float) -> Counters:
     from thrifty.limits.memory import MemoryCounters
 
     return MemoryCounters(ttl_s=ttl_s, retain_s=max(86_400.0, ttl_s))
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What the counter back ends raise when their store fails (not a programming error)."""
+    import sqlite3
+
+    errors: tuple[type[BaseException], ...] = (OSError, sqlite3.Error)
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:
+        return errors
+    return (*errors, RedisError)
 
 
 def max_cost_nano(plan: Plan, input_tokens: int, max_output: int | None) -> int:
@@ -91,7 +103,12 @@ class Budgets:
         tokens = max_prompt_tokens(req.body)  # an upper bound: settling can only lower it
         wants = wants_for(limits, tokens, req.max_output_tokens or 0,
                           max_cost_nano(plan, tokens, req.max_output_tokens))
-        result = await counters.reserve(req.request_id, wants, self._clock.now())
+        try:
+            result = await counters.reserve(req.request_id, wants, self._clock.now())
+        except _store_errors() as exc:  # fail closed, but cleanly
+            log.error("budget counters unavailable: %s", type(exc).__name__)
+            raise LimitsUnavailable("the budget counters are unavailable; retry shortly",
+                                    retry_after=1.0) from None
         if not result.ok:
             assert result.refusal is not None
             raise refusal_error(result.refusal)
