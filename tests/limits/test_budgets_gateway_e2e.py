@@ -100,3 +100,24 @@ async def test_unreachable_counters_fail_closed_with_a_clean_503(
     status, headers, body = await post(gw.v1, {"model": "oa-mini", "messages": MSG})
     assert status == 503 and body["error"]["code"] == "limits_unavailable"
     assert float(headers["retry-after"]) >= 1
+
+
+async def test_routing_downgrades_to_cheaper_models_near_a_budget(
+        fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> None:
+    cfg = cfg_with(fakes, tmp_path, [
+        {"resource": "usd", "window": "day", "scope": "global", "amount": "0.001"}])
+    cfg["limits"]["downgrade_at"] = 0.05
+    cfg["aliases"]["premium-first"] = ["an-haiku", "oa-mini"]
+    gw = await gateway_factory(cfg)
+    body = {"model": "premium-first", "messages": MSG, "max_tokens": 32}
+    providers = []
+    for _ in range(6):
+        status, headers, _ = await post(gw.v1, body)
+        assert status == 200
+        providers.append(headers["x-thrifty-provider"])
+    assert providers[0] == "anthropic"  # plenty of budget: the route's own order
+    assert providers[-1] == "openai"  # past 5% of the budget: the cheaper model first
+    rows = await gw.ledger_rows()
+    downgraded = [orjson.loads(r["trace"])["plan"]["reason"] for r in rows
+                  if "downgraded" in orjson.loads(r["trace"])["plan"]["reason"]]
+    assert downgraded and "global:usd:day" in downgraded[-1]

@@ -183,6 +183,10 @@ class LimitsConfig(Strict):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "thrifty:limits:"
     rules: list[dict[str, object]] = Field(default_factory=list)
+    downgrade_at: float | None = Field(default=None, gt=0, le=1)
+    """When a USD budget the request counts against is this full (settled + held), route
+    it to cheaper models: a fallback plan is re-ranked cheapest first, a cascade loses its
+    final (premium) tier. None: never."""
 
 
 class LedgerConfig(Strict):

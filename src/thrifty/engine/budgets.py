@@ -22,7 +22,7 @@ from thrifty.limits.model import Counters, Limit, Refusal
 from thrifty.limits.rules import LimitRule, RequestScope, applicable, parse_rules
 from thrifty.pricing.cost import from_nano_usd, to_nano_usd
 from thrifty.providers.base import Target
-from thrifty.routing.policy import Plan
+from thrifty.routing.policy import Plan, Tier, single_tiers
 
 if TYPE_CHECKING:
     from thrifty.engine.account import Outcome
@@ -115,6 +115,22 @@ class Budgets:
         outcome.limits = limits
         outcome.budget_warnings = [w.id for w in result.warnings]
 
+    async def downgrade(self, outcome: Outcome, plan: Plan,
+                        extra: Sequence[LimitRule] = ()) -> Plan:
+        """The cheaper plan when a USD budget of this request is nearly spent."""
+        threshold = self._cfg.downgrade_at
+        if threshold is None or self.counters is None:
+            return plan
+        usd = [lim for lim in self.limits_for(outcome, plan, extra) if lim.resource == "usd"]
+        if not usd:
+            return plan
+        usage = await self.counters.usage(usd, self._clock.now())
+        fullest = max(usage, key=lambda u: (u[1] + u[2]) / max(u[0].amount, 1))
+        share = (fullest[1] + fullest[2]) / max(fullest[0].amount, 1)
+        if share < threshold:
+            return plan
+        return cheaper_plan(plan, f"budget {fullest[0].id} {share:.0%} used")
+
     def settle(self, outcome: Outcome, cost_nano: int) -> None:
         """Called once per request when it ends (from the ledger hand-off, which is sync)."""
         if not outcome.limits or self.counters is None:
@@ -139,6 +155,22 @@ class Budgets:
             result = aclose()
             if asyncio.iscoroutine(result):
                 await result
+
+
+def cheaper_plan(plan: Plan, why: str) -> Plan:
+    """A cascade without its final tier (its last cheap tier answers), or a fallback chain
+    ordered by price."""
+    from dataclasses import replace
+
+    if plan.mode == "cascade" and len(plan.tiers) > 1:
+        tiers = plan.tiers[:-1]
+        last = tiers[-1]
+        tiers = (*tiers[:-1], Tier(last.targets, ()))  # now the final tier: no checks
+    else:
+        targets = sorted(plan.tiers_targets(),
+                         key=lambda t: (t.info.price.input + t.info.price.output))
+        tiers = single_tiers(targets)
+    return replace(plan, tiers=tiers, reason=f"{plan.reason}; downgraded: {why}")
 
 
 def refusal_error(r: Refusal) -> RateLimited | BudgetExceeded:

@@ -168,8 +168,7 @@ class Gateway:
         t0 = self.clock.monotonic()
         deadlines = self._deadlines(req)
         async with self._accounted(outcome, t0):
-            plan = self._plan(outcome)
-            await self._reserve(outcome, plan)
+            plan = await self._reserve(outcome, self._plan(outcome))
             if plan.mode == "cascade":
                 completion, call = await self.cascades.complete(plan, outcome, deadlines)
             else:
@@ -191,8 +190,7 @@ class Gateway:
         deadlines = self._deadlines(req)
         source: OpenStream | CompletionStream
         async with self._accounted(outcome, t0):
-            plan = self._plan(outcome)
-            await self._reserve(outcome, plan)
+            plan = await self._reserve(outcome, self._plan(outcome))
             if plan.mode == "cascade":
                 source, call = await self.cascades.stream(plan, outcome, deadlines)
             else:
@@ -229,9 +227,14 @@ class Gateway:
 
         return reopen
 
-    async def _reserve(self, outcome: Outcome, plan: Plan) -> None:
+    async def _reserve(self, outcome: Outcome, plan: Plan) -> Plan:
+        """Downgrade the plan if a budget is nearly spent, then reserve for it."""
         rules = [r for r in outcome.req.key_limits if isinstance(r, LimitRule)]
-        await self.budgets.reserve(outcome, plan, rules)
+        cheaper = await self.budgets.downgrade(outcome, plan, rules)
+        if cheaper is not plan:
+            outcome.trace.plan = cheaper.to_json()
+        await self.budgets.reserve(outcome, cheaper, rules)
+        return cheaper
 
     async def _seed_stats(self) -> None:
         """Start latency, output-length and error estimates from the last day of the ledger
