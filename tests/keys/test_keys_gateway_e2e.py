@@ -85,3 +85,37 @@ async def test_invalid_key_budgets_are_refused_at_creation(
     status, ok = await call(gw.v1, "POST", "/thrifty/keys", key=MASTER, body={
         "team": "t", "budgets": [{"resource": "usd", "window": "day", "amount": "1"}]})
     assert status == 201 and ok["key"].startswith("tk-")
+
+
+async def test_team_budgets_through_the_admin_api_apply_to_every_key_of_the_team(
+        fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> None:
+    cfg = standard_config(fakes, tmp_path / "ledger.db")
+    cfg["server"] = {"master_key": MASTER}
+    cfg["keys"] = {"backend": "sqlite", "path": str(tmp_path / "keys.db")}
+    gw = await gateway_factory(cfg)
+    url = gw.v1
+    status, err = await call(url, "PUT", "/thrifty/teams/ops/budgets", key=MASTER,
+                             body={"budgets": [{"resource": "requests", "window": "eon",
+                                                "amount": 1}]})
+    assert status == 400 and err["error"]["param"] == "budgets"
+    status, _ = await call(url, "PUT", "/thrifty/teams/ops/budgets", key="tk-nope",
+                           body={"budgets": []})
+    assert status == 401
+    status, put = await call(url, "PUT", "/thrifty/teams/ops/budgets", key=MASTER,
+                             body={"budgets": [{"resource": "requests", "window": "minute",
+                                                "amount": 3}]})
+    assert status == 200 and put["budgets"][0]["amount"] == 3
+    status, got = await call(url, "GET", "/thrifty/teams/ops/budgets", key=MASTER)
+    assert got["budgets"] == put["budgets"]
+    secrets = []
+    for name in ("a", "b"):
+        _, created = await call(url, "POST", "/thrifty/keys", key=MASTER,
+                                body={"team": "ops", "name": name})
+        secrets.append(created["key"])
+    statuses = [(await call(url, "POST", "/chat/completions", key=secrets[i % 2],
+                            body={"model": "oa-mini", "messages": MSG}))[0] for i in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]  # three for the team, whichever key
+    _, other = await call(url, "POST", "/thrifty/keys", key=MASTER, body={"team": "dev"})
+    status, _ = await call(url, "POST", "/chat/completions", key=other["key"],
+                           body={"model": "oa-mini", "messages": MSG})
+    assert status == 200  # another team is not limited

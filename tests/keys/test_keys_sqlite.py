@@ -61,7 +61,7 @@ async def test_keys_and_ledger_share_one_file(tmp_path: Path) -> None:
         versions = con.execute(f"SELECT version FROM {VERSIONS_TABLE}").fetchall()
     finally:
         con.close()
-    assert versions == [(1,)]
+    assert versions == [(m.version,) for m in KEY_MIGRATIONS]
 
 
 async def test_a_newer_keys_schema_is_refused(tmp_path: Path) -> None:
@@ -111,6 +111,6 @@ def test_processes_opening_a_fresh_file_together(tmp_path: Path) -> None:
     con = sqlite3.connect(db)
     try:
         assert con.execute("SELECT COUNT(*) FROM virtual_keys").fetchone() == (20,)
-        assert con.execute(f"SELECT COUNT(*) FROM {VERSIONS_TABLE}").fetchone() == (1,)
+        assert con.execute(f"SELECT COUNT(*) FROM {VERSIONS_TABLE}").fetchone() == (len(KEY_MIGRATIONS),)
     finally:
         con.close()

@@ -180,3 +180,15 @@ async def test_non_json_budgets_are_refused(store: KeyStore) -> None:
         await store.create("t", budgets=[{"limit": object()}])
     assert err.value.param == "budgets"
     assert await store.list() == []
+
+
+async def test_team_budgets_are_replaced_and_read_back(store: KeyStore) -> None:
+    assert await store.team_budgets("ops") == ()
+    first = [{"resource": "usd", "window": "day", "amount": "5"}]
+    await store.set_team_budgets("ops", first)
+    assert [dict(b) for b in await store.team_budgets("ops")] == first
+    second = [{"resource": "requests", "window": "minute", "amount": 10},
+              {"resource": "usd", "window": "month", "amount": "100", "soft_ratio": 0.8}]
+    await store.set_team_budgets("ops", second)
+    assert [dict(b) for b in await store.team_budgets("ops")] == second
+    assert await store.team_budgets("dev") == ()

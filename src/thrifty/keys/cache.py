@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from thrifty.core.clock import Clock, SystemClock
 from thrifty.errors import AuthenticationFailed, PermissionDenied
-from thrifty.keys.model import VirtualKey, hash_key, iso, looks_like_key
+from thrifty.keys.model import BudgetRule, VirtualKey, hash_key, iso, looks_like_key
 from thrifty.keys.store import KeyStore
 
 _V = TypeVar("_V")
@@ -51,6 +51,23 @@ class KeyCache:
         self._found: OrderedDict[str, tuple[float, VirtualKey]] = OrderedDict()
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[VirtualKey | None]] = {}
+        self._teams: dict[str, tuple[float, tuple[BudgetRule, ...]]] = {}
+
+    async def team_budgets(self, team: str) -> tuple[BudgetRule, ...]:
+        """A team's budgets, cached like positive key lookups (changes made through this
+        process's admin API apply at once; other processes see them within the TTL)."""
+        now = self.clock.now()
+        hit = self._teams.get(team)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        budgets = await self.store.team_budgets(team)
+        if len(self._teams) >= self.max_keys:
+            self._teams.clear()
+        self._teams[team] = (now + self.positive_ttl_s, budgets)
+        return budgets
+
+    def forget_team(self, team: str) -> None:
+        self._teams.pop(team, None)
 
     async def lookup(self, plaintext: str) -> VirtualKey | None:
         """The stored record for ``plaintext`` (revoked and expired included), or ``None``."""

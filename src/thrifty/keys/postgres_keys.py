@@ -9,6 +9,7 @@ each exactly once.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -63,6 +64,17 @@ PG_KEY_MIGRATIONS: tuple[Migration, ...] = (
             """,
             "CREATE INDEX virtual_keys_team ON virtual_keys (team, created_at)",
         ),
+    ),
+    Migration(
+        2,
+        "budgets of a whole team, set through the admin API",
+        ("""
+            CREATE TABLE team_budgets (
+                team TEXT PRIMARY KEY,
+                budgets JSONB NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )
+            """,),
     ),
 )
 
@@ -194,6 +206,23 @@ class PostgresKeys:
             values = dict(zip(COLUMNS, key_row(key), strict=True))
             await conn.execute(_UPDATE, (*(values[c] for c in _PATCHED), key_id))
         return key
+
+    async def set_team_budgets(self, team: str, budgets: Sequence[BudgetRule]) -> None:
+        pool = await self._ready()
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO team_budgets (team, budgets, updated_at) VALUES "
+                "(%s, %s::jsonb, %s) ON CONFLICT (team) DO UPDATE SET "
+                "budgets = excluded.budgets, updated_at = excluded.updated_at",
+                (team, json.dumps([dict(b) for b in budgets]), self.clock.now()))
+
+    async def team_budgets(self, team: str) -> tuple[BudgetRule, ...]:
+        pool = await self._ready()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT budgets::text FROM team_budgets WHERE team = %s", (team,))
+            row = await cur.fetchone()
+        return () if row is None else tuple(json.loads(str(row[0])))
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -9,6 +9,7 @@ gateway's worker processes and ``thrifty keys`` can share it. Blocking calls run
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 import threading
@@ -63,6 +64,17 @@ KEY_MIGRATIONS: tuple[Migration, ...] = (
             """,
             "CREATE INDEX virtual_keys_team ON virtual_keys (team, created_at)",
         ),
+    ),
+    Migration(
+        2,
+        "budgets of a whole team, set through the admin API",
+        ("""
+            CREATE TABLE team_budgets (
+                team TEXT PRIMARY KEY,
+                budgets TEXT NOT NULL,
+                updated_at REAL NOT NULL
+            )
+            """,),
     ),
 )
 
@@ -190,6 +202,23 @@ class SQLiteKeys:
             return key
 
         return await self._run(lambda: self._write(change))
+
+    async def set_team_budgets(self, team: str, budgets: Sequence[BudgetRule]) -> None:
+        data = json.dumps([dict(b) for b in budgets])
+        now = self.clock.now()
+        await self._run(lambda: self._write(lambda c: c.execute(
+            "INSERT INTO team_budgets (team, budgets, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (team) DO UPDATE SET budgets = excluded.budgets, "
+            "updated_at = excluded.updated_at", (team, data, now))))
+
+    async def team_budgets(self, team: str) -> tuple[BudgetRule, ...]:
+        def read() -> tuple[BudgetRule, ...]:
+            with self._lock:
+                row = self._conn.execute("SELECT budgets FROM team_budgets WHERE team = ?",
+                                         (team,)).fetchone()
+            return () if row is None else tuple(json.loads(row[0]))
+
+        return await self._run(read)
 
     async def close(self) -> None:
         with self._lock:

@@ -57,6 +57,12 @@ class KeyStore(Protocol):
     async def update(self, key_id: str, patch: KeyPatch) -> VirtualKey:
         """Change the settings ``patch`` sets; ``InvalidRequest`` for a revoked key."""
 
+    async def set_team_budgets(self, team: str, budgets: Sequence[BudgetRule]) -> None:
+        """Replace a team's budgets (limit rules without scope; applied to the team)."""
+
+    async def team_budgets(self, team: str) -> tuple[BudgetRule, ...]:
+        """A team's budgets, () when none were set."""
+
     async def close(self) -> None: ...
 
 

@@ -136,18 +136,44 @@ class AdminHandlers:
         if body.expires_at is not None and body.expires_at <= self.clock.now():
             raise InvalidRequest("'expires_at' is in the past (it is in Unix seconds)",
                                  param="expires_at", code="invalid_value")
-        if self.check_budgets is not None and "budgets" in body.model_fields_set:
-            try:
-                self.check_budgets(body.budgets)
-            except ValidationError as exc:  # e.g. LimitRule.model_validate: one line, not 20
-                first = exc.errors()[0]
-                where = ".".join(str(part) for part in first["loc"])
-                raise InvalidRequest(f"'budgets': {first['msg']}" + (f" at '{where}'" if where
-                                     else ""), param="budgets", code="invalid_value") from None
-            except ValueError as exc:
-                raise InvalidRequest(f"'budgets': {exc}", param="budgets",
-                                     code="invalid_value") from None
+        if "budgets" in body.model_fields_set:
+            self._check(body.budgets)
         return body
+
+    def _check(self, budgets: Sequence[dict[str, Any]]) -> None:
+        if self.check_budgets is None:
+            return
+        try:
+            self.check_budgets(budgets)
+        except ValidationError as exc:  # e.g. LimitRule.model_validate: one line, not 20
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise InvalidRequest(f"'budgets': {first['msg']}" + (f" at '{where}'" if where
+                                 else ""), param="budgets", code="invalid_value") from None
+        except ValueError as exc:
+            raise InvalidRequest(f"'budgets': {exc}", param="budgets",
+                                 code="invalid_value") from None
+
+    async def set_team_budgets(self, request: web.Request) -> web.Response:
+        """``PUT /v1/thrifty/teams/{team}/budgets`` ``{"budgets": [rule, ...]}``: replace
+        the team's budgets (rules without scope; they apply to the whole team)."""
+        raw = await _json_object(request)
+        budgets = raw.get("budgets")
+        if set(raw) != {"budgets"} or not isinstance(budgets, list) or not all(
+                isinstance(b, dict) for b in budgets):
+            raise InvalidRequest("send {\"budgets\": [{\"resource\": ..., \"window\": ..., "
+                                 "\"amount\": ...}, ...]}", param="budgets",
+                                 code="invalid_value")
+        self._check(budgets)
+        team = request.match_info["team"]
+        await self.store.set_team_budgets(team, budgets)
+        if self.cache is not None:
+            self.cache.forget_team(team)
+        return _json({"team": team, "budgets": budgets})
+
+    async def get_team_budgets(self, request: web.Request) -> web.Response:
+        team = request.match_info["team"]
+        return _json({"team": team, "budgets": list(await self.store.team_budgets(team))})
 
     def _with_secret(self, key: VirtualKey, secret: str, *, status: int) -> web.Response:
         doc = {**key.public(self.clock.now()), "key": secret}
@@ -179,6 +205,9 @@ def add_admin_routes(
     app.router.add_patch(item, h.route(h.update))
     app.router.add_post(f"{item}/rotate", h.route(h.rotate))
     app.router.add_post(f"{item}/revoke", h.route(h.revoke))
+    team = "/v1/thrifty/teams/{team}/budgets"
+    app.router.add_put(team, h.route(h.set_team_budgets))
+    app.router.add_get(team, h.route(h.get_team_budgets))
     return h
 
 

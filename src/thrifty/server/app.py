@@ -22,8 +22,8 @@ from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
 from thrifty.pricing.cost import format_usd
 from thrifty.server.keys_wiring import (
     Caller,
+    caller_limit_rules,
     check_key_budgets,
-    key_limit_rules,
     open_key_store,
 )
 from thrifty.wire.openai_chat import apply_option_headers, parse_chat_request
@@ -69,7 +69,8 @@ class Handlers:
                 from thrifty.keys.cache import authorize_model
 
                 req.key_id, req.team = key.id, key.team
-                req.key_limits = key_limit_rules(key)
+                assert self.caller.cache is not None
+                req.key_limits = await caller_limit_rules(key, self.caller.cache)
                 authorize_model(key, req.model)
         except ThriftyError as exc:  # refused before routing: the gateway never saw it
             self.gw.record_rejection(req, rid, started, exc)

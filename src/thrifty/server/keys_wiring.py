@@ -71,19 +71,28 @@ class Caller:
 _rules_cache: dict[tuple[str, str], tuple[object, ...]] = {}
 
 
-def key_limit_rules(key: VirtualKey) -> tuple[object, ...]:
-    """A key's stored budgets as limit rules scoped to that key (parsed once per content)."""
-    if not key.budgets:
+async def caller_limit_rules(key: VirtualKey, cache: KeyCache) -> tuple[object, ...]:
+    """The key's own budgets (scoped to the key) and its team's (scoped to the team), as
+    limit rules, parsed once per content."""
+    team = await cache.team_budgets(key.team)
+    return (*scoped_rules("key", key.id, key.budgets),
+            *scoped_rules("team", key.team, team))
+
+
+def scoped_rules(scope: str, value: str, budgets: Sequence[Mapping[str, object]]
+                 ) -> tuple[object, ...]:
+    if not budgets:
         return ()
     import orjson
 
     from thrifty.limits.rules import parse_rules
 
-    sig = (key.id, orjson.dumps(list(key.budgets), option=orjson.OPT_SORT_KEYS).decode())
+    sig = (f"{scope}={value}",
+           orjson.dumps([dict(b) for b in budgets], option=orjson.OPT_SORT_KEYS).decode())
     rules = _rules_cache.get(sig)
     if rules is None:
-        scoped = [{**dict(b), "scope": "key", "value": key.id} for b in key.budgets]
-        rules = tuple(parse_rules(scoped, where=f"budgets of key {key.id}"))
+        scoped = [{**dict(b), "scope": scope, "value": value} for b in budgets]
+        rules = tuple(parse_rules(scoped, where=f"budgets of {scope} {value}"))
         if len(_rules_cache) > 10_000:
             _rules_cache.clear()
         _rules_cache[sig] = rules
