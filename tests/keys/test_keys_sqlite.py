@@ -111,6 +111,7 @@ def test_processes_opening_a_fresh_file_together(tmp_path: Path) -> None:
     con = sqlite3.connect(db)
     try:
         assert con.execute("SELECT COUNT(*) FROM virtual_keys").fetchone() == (20,)
-        assert con.execute(f"SELECT COUNT(*) FROM {VERSIONS_TABLE}").fetchone() == (len(KEY_MIGRATIONS),)
+        applied = con.execute(f"SELECT COUNT(*) FROM {VERSIONS_TABLE}").fetchone()
+        assert applied == (len(KEY_MIGRATIONS),)
     finally:
         con.close()
