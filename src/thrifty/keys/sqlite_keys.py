@@ -13,14 +13,12 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from thrifty.core.clock import Clock, SystemClock
-from thrifty.errors import ConfigError
 from thrifty.keys.model import (
     BudgetRule,
     KeyPatch,
@@ -34,8 +32,7 @@ from thrifty.keys.model import (
     with_secret,
 )
 from thrifty.keys.store import COLUMNS, key_from_row, key_is_revoked, key_not_found, key_row
-from thrifty.ledger.migrations import Migration
-from thrifty.storage.sqlite import enable_wal
+from thrifty.storage.sqlite import Migration, enable_wal, run_migrations
 
 MEMORY = ":memory:"
 VERSIONS_TABLE = "keys_schema_migrations"
@@ -271,40 +268,6 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
 def migrate_keys(
     conn: sqlite3.Connection, *, where: str, migrations: tuple[Migration, ...] = KEY_MIGRATIONS
 ) -> int:
-    """Apply the keys migrations not yet in ``keys_schema_migrations``; return the version.
-    Each runs in its own IMMEDIATE transaction and re-reads the version inside it, so processes
-    opening a fresh file together apply it exactly once."""
-    latest = migrations[-1].version if migrations else 0
-    version = _keys_version(conn)
-    _refuse_newer(version, latest, where)
-    for migration in migrations:
-        if migration.version <= version:
-            continue
-        with _immediate(conn):
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {VERSIONS_TABLE} (version INTEGER "
-                         "PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)")
-            version = _keys_version(conn)
-            _refuse_newer(version, latest, where)
-            if version < migration.version:
-                for statement in migration.statements:
-                    conn.execute(statement)
-                conn.execute(f"INSERT INTO {VERSIONS_TABLE} VALUES (?, ?, ?)",
-                             (migration.version, migration.description, time.time()))
-                version = migration.version
-    return version
-
-
-def _keys_version(conn: sqlite3.Connection) -> int:
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                          (VERSIONS_TABLE,)).fetchone()
-    if exists is None:
-        return 0
-    return int(conn.execute(f"SELECT MAX(version) FROM {VERSIONS_TABLE}").fetchone()[0] or 0)
-
-
-def _refuse_newer(version: int, latest: int, where: str) -> None:
-    if version > latest:
-        raise ConfigError(
-            f"keys database {where} has keys schema version {version}, but this thrifty only "
-            f"knows up to version {latest}: upgrade thrifty, or point --db at another file"
-        )
+    """Apply the keys migrations not yet in ``keys_schema_migrations``; return the version."""
+    return run_migrations(conn, migrations, table=VERSIONS_TABLE, what="keys", where=where,
+                          fix="point --db at another file")

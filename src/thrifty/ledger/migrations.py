@@ -8,17 +8,10 @@ it, so gateway processes that open a fresh file at the same moment apply it exac
 from __future__ import annotations
 
 import sqlite3
-import time
-from dataclasses import dataclass
 
-from thrifty.errors import ConfigError
+from thrifty.storage.sqlite import Migration, run_migrations, schema_version
 
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    description: str
-    statements: tuple[str, ...]
+__all__ = ["SQLITE_MIGRATIONS", "Migration", "current_version", "migrate"]
 
 
 # Never edit an applied migration: append a new one. ``requests`` keeps one row per client
@@ -127,24 +120,12 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
-_CREATE_VERSIONS = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY,
-    description TEXT NOT NULL,
-    applied_at REAL NOT NULL
-)
-"""
+_TABLE = "schema_migrations"
 
 
 def current_version(conn: sqlite3.Connection) -> int:
     """The highest applied version, 0 for a database thrifty never touched."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ).fetchone()
-    if exists is None:
-        return 0
-    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-    return int(row[0] or 0)
+    return schema_version(conn, _TABLE)
 
 
 def migrate(
@@ -155,41 +136,5 @@ def migrate(
 ) -> int:
     """Bring the schema up to the last of ``migrations`` and return its version. ``conn`` must
     be in autocommit mode (``isolation_level=None``); ``where`` names the file in errors."""
-    latest = migrations[-1].version if migrations else 0
-    version = current_version(conn)
-    _refuse_newer(version, latest, where)
-    for migration in migrations:
-        if migration.version > version:
-            version = _apply(conn, migration, latest, where)
-    return version
-
-
-def _apply(conn: sqlite3.Connection, migration: Migration, latest: int, where: str) -> int:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(_CREATE_VERSIONS)
-        # Another process may have migrated while we waited for the write lock.
-        version = current_version(conn)
-        _refuse_newer(version, latest, where)
-        if version < migration.version:
-            for statement in migration.statements:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.description, time.time()),
-            )
-            version = migration.version
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # some errors (disk full) already rolled back
-            conn.execute("ROLLBACK")
-        raise
-    return version
-
-
-def _refuse_newer(version: int, latest: int, where: str) -> None:
-    if version > latest:
-        raise ConfigError(
-            f"ledger database {where} has schema version {version}, but this thrifty only "
-            f"knows up to version {latest}: upgrade thrifty, or point the ledger at another file"
-        )
+    return run_migrations(conn, migrations, table=_TABLE, what="ledger", where=where,
+                          fix="point the ledger at another file")

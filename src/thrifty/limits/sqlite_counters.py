@@ -13,13 +13,11 @@ import math
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
-from thrifty.errors import ConfigError
 from thrifty.limits.decide import decide, merge_wants, settle_amount
 from thrifty.limits.model import (
     DEFAULT_RESERVATION_TTL_S,
@@ -28,7 +26,7 @@ from thrifty.limits.model import (
     ReserveResult,
     window_bounds,
 )
-from thrifty.storage.sqlite import enable_wal
+from thrifty.storage.sqlite import Migration, enable_wal, run_migrations
 
 MEMORY = ":memory:"
 _GC_EVERY_S = 60.0
@@ -258,46 +256,6 @@ def _end_of(limit: Limit, window_start: float) -> float | None:
 
 
 def _migrate(conn: sqlite3.Connection, *, where: str) -> int:
-    """Apply the missing migrations, each in its own ``BEGIN IMMEDIATE`` transaction that
-    re-reads the version, so processes opening a fresh file together apply each once."""
-    latest = _MIGRATIONS[-1][0]
-    version = _version(conn)
-    for number, description, statements in _MIGRATIONS:
-        if number <= version:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {_VERSIONS} (version INTEGER PRIMARY KEY, "
-                "description TEXT NOT NULL, applied_at REAL NOT NULL)"
-            )
-            version = _version(conn)
-            if version < number:
-                for statement in statements:
-                    conn.execute(statement)
-                conn.execute(
-                    f"INSERT INTO {_VERSIONS} (version, description, applied_at) VALUES (?, ?, ?)",
-                    (number, description, time.time()),
-                )
-                version = number
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    if version > latest:
-        raise ConfigError(
-            f"limits database {where} has schema version {version}, but this thrifty only "
-            f"knows up to version {latest}: upgrade thrifty, or point the limits at another file"
-        )
-    return version
-
-
-def _version(conn: sqlite3.Connection) -> int:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_VERSIONS,)
-    ).fetchone()
-    if exists is None:
-        return 0
-    row = conn.execute(f"SELECT MAX(version) FROM {_VERSIONS}").fetchone()
-    return int(row[0] or 0)
+    migrations = tuple(Migration(n, d, st) for n, d, st in _MIGRATIONS)
+    return run_migrations(conn, migrations, table=_VERSIONS, what="limits", where=where,
+                          fix="point the limits at another file")
