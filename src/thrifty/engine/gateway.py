@@ -34,6 +34,7 @@ from thrifty.engine.calls import Call
 from thrifty.engine.cascade import CascadeRunner
 from thrifty.engine.execute import Executor, OpenStream
 from thrifty.engine.feedback import FeedbackBook, Pending
+from thrifty.engine.observers import Observer
 from thrifty.engine.planner import plan_request, route_summary
 from thrifty.engine.resilient import Resilience
 from thrifty.engine.streaming import (
@@ -82,6 +83,8 @@ class Gateway:
         s = runtime.settings.server
         self.deadlines = Deadlines(s.connect_timeout_s, s.first_token_timeout_s,
                                    s.request_timeout_s)
+        self.observers: list[Observer] = []
+        """Told of every finished request after the ledger (metrics, drift, traces)."""
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Gateway:
@@ -347,6 +350,11 @@ class Gateway:
         if self.ledger is not None:
             self.ledger.submit(entry)
         self.budgets.settle(outcome, entry.cost_nano_usd)
+        for observer in self.observers:
+            try:
+                observer.request_done(outcome, entry)
+            except Exception:  # an observer's bug must never fail the request
+                log.exception("observer %r failed", observer)
 
 
 class _Accounted:
