@@ -175,6 +175,27 @@ def test_a_cascade_from_a_yaml_config(dataset: tuple[Path, Path], tmp_path: Path
     assert code == 1 and out == "" and "--route" in err
 
 
+def test_a_rescue_budget_returns_the_fallback_answer_on_long_answer_rows(
+        dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    agree = [{"agreement": {"min_votes": 2, "mode": "exact"}}]
+    cfg = {"policy": "cascade", "tiers": [
+        {"models": [FLASH], "checks": agree},
+        {"models": [DEEPSEEK], "checks": agree, "fallback": True},
+        {"models": [SONNET], "max_answer_usd": 0.0036}]}
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    pool = bench(capsys, *dataset, "--policy", str(path))
+    # claude's expected answer: the cheap answers' median length x $15/M, which grows with
+    # the row's index (see output_tokens): rows 0 and 1 fit in $0.0036, rows 3 and 4 do not
+    rows = list(SPEC)
+    picks = {r: ((FLASH, DEEPSEEK), DEEPSEEK) if r in ("math-agree-2", "general-agree")
+             else ((FLASH, DEEPSEEK, SONNET), SONNET) if rows.index(r) < 2
+             else ((FLASH, DEEPSEEK), DEEPSEEK) for r in SPEC}
+    want = expected(picks)
+    assert {k: pool[k] for k in want} == want
+    assert pool["cost"] < expected({r: ((FLASH, DEEPSEEK, SONNET), SONNET) for r in SPEC})["cost"]
+
+
 def test_text_report_lists_the_pool(dataset: tuple[Path, Path],
                                     capsys: pytest.CaptureFixture[str]) -> None:
     code = cli_main(["bench", "routing", "--data", str(dataset[0]), "--prices",

@@ -67,6 +67,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     create.add_argument("--models", type=_names, default=(), metavar="A,B",
                         help="model or alias names it may use (default: all)")
     create.add_argument("--tags", type=_names, default=(), metavar="X,Y", help="tags")
+    create.add_argument("--role", choices=("inference", "read"), default="inference",
+                        help="inference (calls the API, the default) or read (signs in to the "
+                             "dashboard only)")
     create.add_argument("--expires", metavar="WHEN",
                         help="30d, 24h, or an ISO date (UTC); default: never")
 
@@ -111,7 +114,7 @@ async def _run(args: argparse.Namespace, path: str, expires: float | None) -> in
         if args.action == "create":
             key, secret = await store.create(args.team, name=args.name,
                                              allowed_models=args.models, tags=args.tags,
-                                             expires_at=expires)
+                                             expires_at=expires, role=args.role)
             _print_secret(key, secret, "created", as_json=args.json)
         elif args.action == "rotate":
             key, secret = await store.rotate(args.key_id)

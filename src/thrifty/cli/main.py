@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models", "print the price catalog"),
     "prices": ("prices", "manage price catalogs (import a LiteLLM price map)"),
     "spend": ("spend", "summarise the ledger"),
+    "report": ("report", "spend, savings and health report (terminal, or --html FILE)"),
     "check-config": ("check_config", "validate a config file without starting"),
     "fake-provider": ("fake_provider", "serve a fake LLM provider on 127.0.0.1"),
     "route": ("route", "explain how a request would be routed"),

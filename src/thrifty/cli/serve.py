@@ -25,12 +25,22 @@ def run(args: argparse.Namespace) -> int:
     from thrifty.errors import ConfigError
     from thrifty.server.auth import is_loopback
     from thrifty.server.run import serve
+    from thrifty.telemetry import multiproc
+    from thrifty.telemetry.logs import configure_logging
 
     overrides = {"server.host": args.host, "server.port": args.port,
                  "server.workers": args.workers}
     settings = load_settings(args.config, overrides=overrides)
     runtime = resolve(settings, base_dir=Path(args.config).parent if args.config else None)
     s = settings.server
+    tel = settings.telemetry
+    configure_logging(tel.logs, secrets=[
+        s.master_key.get_secret_value() if s.master_key else None,
+        *(p.api_key for p in runtime.providers.values())])
+    if tel.tracing.enabled:
+        from thrifty.telemetry.tracing import require_sdk
+
+        require_sdk()  # fail here, not in every worker
     if not is_loopback(s.host) and s.master_key is None:
         raise ConfigError(
             f"server.host: listening on {s.host} exposes the gateway beyond this machine; "
@@ -55,5 +65,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"thrifty: listening on http://{s.host}:{s.port}/v1 with {s.workers} worker(s), "
           f"{auth}, ledger {settings.ledger.backend}:{settings.ledger.path}", file=out)
     out.flush()
-    return serve(s.host, s.port, s.workers, lambda: Gateway(runtime,
-                                                             ledger=open_ledger(runtime)))
+    # several workers share their metrics through files in one directory, made before forking
+    cleanup = multiproc.prepare(s.workers) if tel.metrics.enabled else None
+    try:
+        return serve(s.host, s.port, s.workers,
+                     lambda: Gateway(runtime, ledger=open_ledger(runtime)),
+                     on_worker_exit=multiproc.mark_dead)
+    finally:
+        if cleanup is not None:
+            cleanup()

@@ -9,6 +9,8 @@
     pricing:   {catalogs: [file, ...]}
     fallbacks: {model: [{on: [rate_limit, ...], to: [model, ...]}]}
     resilience: {retries, health (memory | redis), stream_failover, hedge_after_ms}
+    telemetry: {metrics, tracing, logs}   # see config/telemetry.py
+    drift:     {enabled, demote, webhook, signals}   # see config/drift.py
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from thrifty.config.drift import DriftConfig
+from thrifty.config.telemetry import TelemetryConfig
 
 
 class Strict(BaseModel):
@@ -98,6 +103,13 @@ class TierConfig(Strict):
     """Preference list: the first ``pick`` models of it this gateway serves are used."""
     pick: int = Field(default=1, ge=1)
     checks: list[str | dict[str, object]] = Field(default_factory=list)
+    max_answer_usd: float | None = Field(default=None, gt=0)
+    """Cascade, final tier: call it only when the answer it is expected to write (the
+    earlier answers' median output tokens x its output price) costs at most this; otherwise
+    the cascade returns an earlier answer (the ``fallback`` tier's, else the latest)."""
+    fallback: bool = False
+    """Cascade, early tier: its answer is the one returned when the final tier is over
+    its ``max_answer_usd``."""
 
 
 class RouteConfig(Strict):
@@ -212,6 +224,8 @@ class Settings(Strict):
     limits: LimitsConfig = Field(default_factory=lambda: LimitsConfig())
     ledger: LedgerConfig = Field(default_factory=lambda: LedgerConfig())
     pricing: PricingConfig = Field(default_factory=lambda: PricingConfig())
+    drift: DriftConfig = Field(default_factory=lambda: DriftConfig())
+    telemetry: TelemetryConfig = Field(default_factory=lambda: TelemetryConfig())
 
     @field_validator("aliases")
     @classmethod

@@ -20,6 +20,7 @@ from thrifty.ledger.entry import AttemptRow, LedgerEntry
 from thrifty.limits.model import Limit
 from thrifty.pricing.cost import format_usd, to_nano_usd
 from thrifty.providers.base import Target
+from thrifty.routing.answer import Answer
 
 
 @dataclass(slots=True)
@@ -42,6 +43,9 @@ class Outcome:
     """The limits the request holds a reservation in (settled when it ends)."""
     budget_warnings: list[str] = field(default_factory=list)
     """Soft limits the request crossed (a response header and the ledger trace say so)."""
+    answer: Answer | None = None
+    """What the client was answered (text, finish reason, tool calls) when it succeeded;
+    a streamed answer's text only (its tool calls are not assembled). For observers."""
 
     @property
     def target(self) -> Target | None:

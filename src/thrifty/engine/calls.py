@@ -23,6 +23,12 @@ class Call:
     error_code: str | None = None
     verdict: str | None = None
     """For cascade tiers: ``accepted``, or why the answer was not (``escalated: ...``)."""
+    offset_ms: float = 0.0
+    """When the call began, in ms after the request arrived (``Outcome.started``): traces
+    and the gateway-overhead metric place calls on the request's timeline with it."""
+    first_byte_ms: float | None = None
+    """ms from the call's start to its answer (JSON) or first token (stream); None if it
+    failed. ``latency_ms`` of a relayed stream is later stretched to the stream's end."""
 
     @property
     def cost(self) -> Decimal:

@@ -18,6 +18,7 @@ from thrifty.engine.streaming import CompletionStream
 from thrifty.errors import ThriftyError
 from thrifty.providers.transport import Deadlines
 from thrifty.routing.answer import Answer
+from thrifty.routing.cascade import fallback_index, rescue_answer_usd
 from thrifty.routing.checks import (
     CheckContext,
     VerifierCheck,
@@ -68,7 +69,23 @@ class CascadeRunner:
             if verdict is not None:
                 return verdict
         outcome.trace.escalation = outcome.trace.escalation or "no early tier"
-        return None
+        return self._over_budget(plan, outcome, seen)
+
+    def _over_budget(self, plan: Plan, outcome: Outcome,
+                     seen: list[tuple[Answer, Completion, Call]]) -> tuple[Completion, Call] | None:
+        """An earlier answer when the final tier's rescue would cost more than its budget."""
+        final = plan.tiers[-1]
+        if final.max_answer_usd is None or not seen or not final.targets:
+            return None
+        usages = [c.usage for _, c, _ in seen if c.usage is not None]
+        cost = rescue_answer_usd(final.targets[0], usages)
+        if cost is None or cost <= final.max_answer_usd:
+            return None
+        _, completion, call = seen[fallback_index(plan.tiers[:-1], [a.model for a, _, _ in seen])]
+        call.verdict = "accepted: rescue over budget"
+        outcome.trace.escalation = (f"final tier skipped: expected ${cost:.4f} over its "
+                                    f"${final.max_answer_usd:g} budget")
+        return completion, call
 
     async def _call_tier(self, tier: Tier, index: int, outcome: Outcome,
                          deadlines: Deadlines) -> list[tuple[Answer, Completion, Call]]:

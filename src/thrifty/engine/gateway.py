@@ -28,6 +28,7 @@ from thrifty.core.estimate import estimate_prompt_tokens, estimate_usage
 from thrifty.core.request import ChatRequest
 from thrifty.core.response import Completion
 from thrifty.core.usage import Usage
+from thrifty.drift.monitor import DriftMonitor, build_monitor
 from thrifty.engine.account import Outcome, cost_extension, ledger_entry
 from thrifty.engine.budgets import Budgets
 from thrifty.engine.calls import Call
@@ -48,6 +49,7 @@ from thrifty.ledger.writer import LedgerWriter
 from thrifty.limits.rules import LimitRule
 from thrifty.providers.base import Target
 from thrifty.providers.transport import Deadlines, Transport
+from thrifty.routing.answer import Answer
 from thrifty.routing.policy import Plan
 from thrifty.routing.stats import ModelStats, RouterStats
 
@@ -85,6 +87,10 @@ class Gateway:
                                    s.request_timeout_s)
         self.observers: list[Observer] = []
         """Told of every finished request after the ledger (metrics, drift, traces)."""
+        self.drift: DriftMonitor | None = build_monitor(runtime.settings.drift, self.clock)
+        """Drift alerts per deployment (None when ``drift.enabled`` is false)."""
+        if self.drift is not None:
+            self.observers.append(self.drift)
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, **overrides: Any) -> Gateway:
@@ -105,6 +111,8 @@ class Gateway:
 
     async def close(self) -> None:
         await self.transport.close()
+        if self.drift is not None:  # delivers queued webhook alerts
+            await self.drift.close()
         await self.budgets.close()
         aclose = getattr(self.resilience.health, "aclose", None)
         if aclose is not None:  # the Redis health store's connection pool
@@ -183,6 +191,7 @@ class Gateway:
         outcome.latency_ms = (self.clock.monotonic() - t0) * 1000
         outcome.ttft_ms = outcome.latency_ms
         body = completion.body
+        outcome.answer = Answer.from_completion(call.target.model, body)
         body["thrifty"] = cost_extension(outcome)
         self.record(outcome)
         return GatewayReply(outcome, orjson.dumps(body))
@@ -252,7 +261,8 @@ class Gateway:
                 error_rate=errors))
 
     def _plan(self, outcome: Outcome) -> Plan:
-        route, plan = plan_request(outcome.req, self.routes, self.stats, self.rng, self.clock)
+        route, plan = plan_request(outcome.req, self.routes, self.stats, self.rng, self.clock,
+                                   self.drift.demoted if self.drift is not None else None)
         outcome.route = route_summary(route, plan)
         outcome.trace.plan = plan.to_json()
         if plan.router is not None:  # a learned route: keep the prompt for feedback
@@ -278,7 +288,7 @@ class Gateway:
                       fn: Callable[[Target], Awaitable[T]], *, streaming: bool = False,
                       budget_s: float | None = None) -> tuple[T, Call]:
         """One upstream call, recorded as a :class:`Call` (priced, timed, in the stats)."""
-        call = Call(target, tier)
+        call = Call(target, tier, offset_ms=(self.clock.now() - outcome.started) * 1000)
         outcome.calls.append(call)
         key = target.key
         self.stats.started(key)
@@ -305,7 +315,7 @@ class Gateway:
             raise
         finally:
             self.stats.finished(key)
-        call.latency_ms = (self.clock.monotonic() - t0) * 1000
+        call.latency_ms = call.first_byte_ms = (self.clock.monotonic() - t0) * 1000
         if isinstance(result, Completion):
             call.usage = result.usage
             if call.usage is None:  # the vendor sent no usage: estimate, never $0

@@ -5,12 +5,14 @@ and the random generator) are owned by the gateway and passed in here."""
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from thrifty.config.schema import RouteConfig
 from thrifty.core.clock import Clock
 from thrifty.core.request import ChatRequest
 from thrifty.errors import InvalidRequest
 from thrifty.routing.build import RANKING, ranking_policy
+from thrifty.routing.demotion import demote
 from thrifty.routing.features import extract_features
 from thrifty.routing.policy import Plan, Policy, RouteContext, RoutingOptions
 from thrifty.routing.stats import StatsView
@@ -42,13 +44,17 @@ def plan_request(
     stats: StatsView,
     rng: random.Random,
     clock: Clock,
+    demoted: Mapping[str, str] | None = None,
 ) -> tuple[Route, Plan]:
+    """``demoted``: deployment keys with an open drift alert (key -> alert id), taken out
+    of the plan unless nothing else can serve."""
     route = routes.resolve(req.model)
     options = options_of(req)
     policy = policy_for(route, routes, options.policy)
     features = extract_features(req)  # language is detected by rule sets that need it
     ctx = RouteContext(req, features, stats, rng, clock.now(), options)
-    return route, policy.plan(ctx)
+    plan = policy.plan(ctx)
+    return route, demote(plan, demoted) if demoted else plan
 
 
 def route_summary(route: Route, plan: Plan) -> str:

@@ -17,6 +17,7 @@ from thrifty.engine.calls import Call
 from thrifty.engine.execute import OpenStream
 from thrifty.errors import ThriftyError
 from thrifty.providers.base import Target
+from thrifty.routing.answer import Answer
 
 _DONE = b"data: [DONE]\n\n"
 _MAX_CONTINUATIONS = 3
@@ -177,6 +178,8 @@ class GatewayStream:
             usage = estimate_usage(o.req, self._chars)
             call.usage_estimated = True
         call.usage = usage
+        if status == 200:  # the text the client read, for observers (refusals, JSON)
+            o.answer = Answer(call.target.model, "".join(self._sent), None)
         self._record(o)
 
     def _synth_usage_chunk(self) -> dict[str, Any]:

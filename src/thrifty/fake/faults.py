@@ -45,6 +45,17 @@ class FaultPlan:
         self._rate = error_rate
         self._rng = random.Random(f"faults-{seed}")
 
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    @rate.setter
+    def rate(self, value: float) -> None:
+        """Change the fault rate mid-run (``POST /_fake/behaviour``), keeping the draws."""
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"error_rate must be within [0, 1], got {value}")
+        self._rate = value
+
     def pick(self, forced: str | None) -> str | None:
         """The fault for this request: the forced kind, a random one, or None.
 

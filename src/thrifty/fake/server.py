@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -20,9 +21,11 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from pydantic import ValidationError
 
 from thrifty.core.usage import Usage
 from thrifty.fake.anthropic_wire import AnthropicWire
+from thrifty.fake.behaviour import Behaviour, shape
 from thrifty.fake.brain import Reply, think
 from thrifty.fake.exchange import Call, Frame, Wire, WireError
 from thrifty.fake.faults import (
@@ -61,6 +64,15 @@ class _Fake:
     stats: FakeStats = field(default_factory=FakeStats)
     serials: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    start_error_rate: float = 0.0
+    draws: random.Random = field(default_factory=random.Random)
+    """Seeded draws for the behaviour's rates (refusals, broken JSON)."""
+
+    def behave(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        rate = behaviour.error_rate
+        self.plan.rate = self.start_error_rate if rate is None else rate
 
     def bill(self, call: Call, reply: Reply) -> Usage:
         rule = self.cache.explicit if call.explicit_cache else self.cache.automatic
@@ -117,11 +129,29 @@ def build_app(
         api_key=api_key,
         timeout_hang_s=timeout_hang_s,
         models_body=spoken.models(),
+        start_error_rate=error_rate,
+        draws=random.Random(f"behaviour-{seed}"),
     )
     spoken.add_routes(app.router, _chat, _models)
     app.router.add_get("/_fake/stats", _stats)
     app.router.add_post("/_fake/reset", _reset)
+    app.router.add_get("/_fake/behaviour", _behaviour)
+    app.router.add_post("/_fake/behaviour", _behaviour)
     return app
+
+
+async def _behaviour(request: web.Request) -> web.Response:
+    """``GET`` the behaviour; ``POST`` a new one (see ``fake/behaviour.py``)."""
+    fake = request.app[FAKE]
+    if request.method == "POST":
+        try:
+            fake.behave(Behaviour.model_validate_json(await request.read() or b"{}"))
+        except ValidationError as exc:
+            return web.Response(status=400, content_type="application/json",
+                                body=orjson.dumps({"error": exc.errors(include_url=False,
+                                                                       include_input=False)}))
+    return web.Response(body=fake.behaviour.model_dump_json().encode(),
+                        content_type="application/json")
 
 
 async def _stats(request: web.Request) -> web.Response:
@@ -195,13 +225,15 @@ async def _serve(fake: _Fake, request: web.Request, outcome: _Outcome) -> web.St
         _abort(request)
         return web.Response()
     call.serial = next(fake.serials)
-    reply = think(call.prompt, fake.seed)
+    reply = shape(think(call.prompt, fake.seed), call.prompt, fake.behaviour, fake.draws)
     job = _Job(request, outcome, call, reply, fake.bill(call, reply), fault, headers)
     return await (_stream(fake, job) if call.stream else _complete(fake, job))
 
 
 async def _first_byte_delay(fake: _Fake, request: web.Request) -> None:
     delay = fake.latency_s
+    if fake.behaviour.latency_ms is not None:
+        delay = fake.behaviour.latency_ms / 1000
     override = request.headers.get(LATENCY_HEADER)
     if override:
         with contextlib.suppress(ValueError):
@@ -314,6 +346,13 @@ class RunningFake:
     @property
     def stats(self) -> FakeStats:
         return self._app[FAKE].stats
+
+    def set_behaviour(self, **fields: Any) -> Behaviour:
+        """Change how the fake behaves from now on (fields of :class:`Behaviour`; those
+        left out return to their defaults)."""
+        behaviour = Behaviour(**fields)
+        self._app[FAKE].behave(behaviour)
+        return behaviour
 
     def forget_cache(self) -> None:
         """Empty the prompt-cache simulation (the stats stay)."""

@@ -24,6 +24,10 @@ DISPLAY_CHARS = 4
 _URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 KeyStatus = Literal["active", "revoked", "expired"]
+KeyRole = Literal["inference", "read"]
+"""``inference``: calls the API (chat, models...). ``read``: signs in to the dashboard only;
+the API refuses it, and the dashboard refuses inference keys."""
+ROLES: tuple[KeyRole, ...] = ("inference", "read")
 BudgetRule = Mapping[str, object]
 """One limit rule as a JSON object; ``thrifty.limits`` parses it, the key store only keeps it."""
 
@@ -52,6 +56,7 @@ class VirtualKey:
     expires_at: float | None
     revoked_at: float | None
     budgets: tuple[BudgetRule, ...]
+    role: KeyRole = "inference"
 
     @property
     def display(self) -> str:
@@ -79,6 +84,7 @@ class VirtualKey:
             "tags": list(self.tags),
             "metadata": dict(self.metadata),
             "budgets": [dict(rule) for rule in self.budgets],
+            "role": self.role,
             "created_at": self.created_at,
             "expires_at": self.expires_at,
             "revoked_at": self.revoked_at,
@@ -175,6 +181,7 @@ def build_key(
     created_at: float,
     expires_at: float | None,
     budgets: Sequence[BudgetRule],
+    role: KeyRole = "inference",
 ) -> VirtualKey:
     """The record to store for a new ``plaintext`` (which is not kept in it)."""
     return VirtualKey(
@@ -190,6 +197,7 @@ def build_key(
         expires_at=expires_at,
         revoked_at=None,
         budgets=tuple(dict(rule) for rule in budgets),
+        role=role,
     )
 
 

@@ -19,6 +19,7 @@ from thrifty.errors import ConfigError
 from thrifty.keys.model import (
     BudgetRule,
     KeyPatch,
+    KeyRole,
     VirtualKey,
     build_key,
     display_prefix,
@@ -76,6 +77,11 @@ PG_KEY_MIGRATIONS: tuple[Migration, ...] = (
             )
             """,),
     ),
+    Migration(
+        3,
+        "key roles: inference keys call the API, read keys sign in to the dashboard",
+        ("ALTER TABLE virtual_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'inference'",),
+    ),
 )
 
 # JSONB columns travel as text both ways, so both SQL stores share one row codec.
@@ -129,11 +135,13 @@ class PostgresKeys:
         metadata: Mapping[str, str] | None = None,
         expires_at: float | None = None,
         budgets: Sequence[BudgetRule] = (),
+        role: KeyRole = "inference",
     ) -> tuple[VirtualKey, str]:
         plaintext = new_secret()
         key = build_key(plaintext, key_id=new_key_id(), team=team, name=name,
                         allowed_models=allowed_models, tags=tags, metadata=metadata,
-                        created_at=self.clock.now(), expires_at=expires_at, budgets=budgets)
+                        created_at=self.clock.now(), expires_at=expires_at, budgets=budgets,
+                        role=role)
         pool = await self._ready()
         async with pool.connection() as conn:
             await conn.execute(_INSERT, key_row(key))

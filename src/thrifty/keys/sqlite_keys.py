@@ -22,6 +22,7 @@ from thrifty.core.clock import Clock, SystemClock
 from thrifty.keys.model import (
     BudgetRule,
     KeyPatch,
+    KeyRole,
     VirtualKey,
     build_key,
     hash_key,
@@ -73,6 +74,11 @@ KEY_MIGRATIONS: tuple[Migration, ...] = (
             )
             """,),
     ),
+    Migration(
+        3,
+        "key roles: inference keys call the API, read keys sign in to the dashboard",
+        ("ALTER TABLE virtual_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'inference'",),
+    ),
 )
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM virtual_keys"
@@ -120,11 +126,13 @@ class SQLiteKeys:
         metadata: Mapping[str, str] | None = None,
         expires_at: float | None = None,
         budgets: Sequence[BudgetRule] = (),
+        role: KeyRole = "inference",
     ) -> tuple[VirtualKey, str]:
         plaintext = new_secret()
         key = build_key(plaintext, key_id=new_key_id(), team=team, name=name,
                         allowed_models=allowed_models, tags=tags, metadata=metadata,
-                        created_at=self.clock.now(), expires_at=expires_at, budgets=budgets)
+                        created_at=self.clock.now(), expires_at=expires_at, budgets=budgets,
+                        role=role)
         row = key_row(key)
         await self._run(lambda: self._write(lambda c: c.execute(_INSERT, row)))
         return key, plaintext

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import orjson
 
 from thrifty.errors import InvalidRequest, NotFound
-from thrifty.keys.model import BudgetRule, KeyPatch, VirtualKey
+from thrifty.keys.model import ROLES, BudgetRule, KeyPatch, KeyRole, VirtualKey
 
 
 class KeyStore(Protocol):
@@ -32,6 +32,7 @@ class KeyStore(Protocol):
         metadata: Mapping[str, str] | None = None,
         expires_at: float | None = None,
         budgets: Sequence[BudgetRule] = (),
+        role: KeyRole = "inference",
     ) -> tuple[VirtualKey, str]:
         """Make a key; returns its record and the plaintext, which is not stored anywhere."""
 
@@ -79,7 +80,7 @@ def key_is_revoked(key: VirtualKey, action: str) -> InvalidRequest:
 
 # Column order of ``key_row`` and ``key_from_row``; list-, dict- and rule-valued fields are JSON.
 COLUMNS = ("id", "key_hash", "prefix", "team", "name", "allowed_models", "tags", "metadata",
-           "budgets", "created_at", "expires_at", "revoked_at")
+           "budgets", "created_at", "expires_at", "revoked_at", "role")
 
 
 def key_row(key: VirtualKey) -> tuple[str | float | None, ...]:
@@ -88,13 +89,13 @@ def key_row(key: VirtualKey) -> tuple[str | float | None, ...]:
         _dumps(list(key.allowed_models), "allowed_models"), _dumps(list(key.tags), "tags"),
         _dumps(dict(key.metadata), "metadata"),
         _dumps([dict(rule) for rule in key.budgets], "budgets"),
-        key.created_at, key.expires_at, key.revoked_at,
+        key.created_at, key.expires_at, key.revoked_at, key.role,
     )
 
 
 def key_from_row(row: Sequence[object]) -> VirtualKey:
     (key_id, key_hash, prefix, team, name, models, tags, metadata, budgets, created,
-     expires, revoked) = row
+     expires, revoked, role) = row
     return VirtualKey(
         id=str(key_id),
         prefix=str(prefix),
@@ -108,7 +109,15 @@ def key_from_row(row: Sequence[object]) -> VirtualKey:
         expires_at=None if expires is None else _number(expires),
         revoked_at=None if revoked is None else _number(revoked),
         budgets=tuple(_loads(budgets)),
+        role=_role(role),
     )
+
+
+def _role(value: object) -> KeyRole:
+    for role in ROLES:
+        if value == role:
+            return role
+    raise TypeError(f"unknown key role {value!r} in the keys table")
 
 
 def _dumps(value: object, field: str) -> str:

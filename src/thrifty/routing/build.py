@@ -97,7 +97,7 @@ def _tier(cfg: TierConfig, table: Mapping[str, Target], where: str, used: set[st
         if check.name == "verifier" and model not in table:
             raise ConfigError(f"{where}.checks[{i}].verifier.model: {model!r} is not a model "
                               "this gateway serves")
-    return Tier(targets, checks)
+    return Tier(targets, checks, cfg.max_answer_usd, cfg.fallback)
 
 
 def _rules(name: str, cfg: RouteConfig, table: Mapping[str, Target],

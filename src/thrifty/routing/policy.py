@@ -30,6 +30,10 @@ class Tier:
     """Called together (in parallel) when there are several, e.g. for agreement checks."""
     checks: tuple[Any, ...] = ()
     """Cascade checks (see ``routing.checks``); empty means the answer is accepted."""
+    max_answer_usd: float | None = None
+    """Cascade, final tier: its rescue budget (see ``routing.cascade.rescue_answer_usd``)."""
+    fallback: bool = False
+    """Cascade, early tier: answers when the final tier is over its budget."""
 
 
 @dataclass(frozen=True, slots=True)

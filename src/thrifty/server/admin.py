@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from aiohttp import web
@@ -51,6 +51,8 @@ class _Settings(BaseModel):
 
 class _CreateBody(_Settings):
     team: _Name
+    role: Literal["inference", "read"] = "inference"
+    """Fixed at creation: ``read`` keys sign in to the dashboard and cannot call the API."""
 
 
 _M = TypeVar("_M", bound=_Settings)
@@ -69,7 +71,8 @@ class AdminHandlers:
         body = self._valid(_CreateBody, await _json_object(request))
         key, secret = await self.store.create(
             body.team, name=body.name, allowed_models=body.allowed_models, tags=body.tags,
-            metadata=body.metadata, expires_at=body.expires_at, budgets=body.budgets)
+            metadata=body.metadata, expires_at=body.expires_at, budgets=body.budgets,
+            role=body.role)
         return self._with_secret(key, secret, status=201)
 
     async def list(self, request: web.Request) -> web.Response:

@@ -20,12 +20,17 @@ from thrifty.engine.gateway import Gateway
 from thrifty.engine.health_report import deployment_report
 from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
 from thrifty.pricing.cost import format_usd
+from thrifty.server.drift_routes import add_drift_routes
 from thrifty.server.keys_wiring import (
     Caller,
     caller_limit_rules,
     check_key_budgets,
     open_key_store,
 )
+from thrifty.server.telemetry_routes import add_telemetry
+from thrifty.telemetry.access import BodyLog
+from thrifty.telemetry.logs import REQUEST_ID
+from thrifty.ui.routes import add_ui_routes
 from thrifty.wire.openai_chat import apply_option_headers, parse_chat_request
 from thrifty.wire.thrifty_api import parse_feedback
 
@@ -56,10 +61,12 @@ class Handlers:
 
             cache = KeyCache(self.key_store, clock=gateway.clock)
         self.caller = Caller(self.master_key, cache)
+        self.bodies = BodyLog.from_config(gateway.runtime.settings.telemetry.logs)
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         rid = new_request_id()
         started = time.time()
+        REQUEST_ID.set(rid)  # every log line of this request carries its id
         req: ChatRequest | None = None
         try:
             key = await self.caller.identify(request, started)
@@ -88,6 +95,8 @@ class Handlers:
             self.gw.record_rejection(req, rid, started, internal)
             return error_response(internal, rid)
         o = reply.outcome
+        if self.bodies is not None:
+            self.bodies.completion(req, reply.body)
         headers = _budget_headers(o.budget_warnings)
         return web.Response(body=reply.body, content_type=_JSON, headers={
             **headers,
@@ -129,16 +138,21 @@ class Handlers:
             **_budget_headers(stream.outcome.budget_warnings),
         })
         events = stream.events()
+        sent: list[bytes] | None = [] if self.bodies and self.bodies.wants(req) else None
         try:
             await resp.prepare(request)
             async for data in events:
                 await resp.write(data)
+                if sent is not None:
+                    sent.append(data)
             await resp.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             await stream.aclose()  # client gone: cut the upstream now, record partial usage
             raise
         finally:
             await events.aclose()
+            if sent is not None and self.bodies is not None:
+                self.bodies.stream(req, sent)
         return resp
 
     async def feedback(self, request: web.Request) -> web.Response:
@@ -219,11 +233,14 @@ def build_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/v1/thrifty/health", h.health)
     app.router.add_get("/healthz", h.healthz)
     app.router.add_get("/readyz", h.readyz)
+    add_telemetry(app, gateway, h.master_key)  # /metrics and the observers
     if h.key_store is not None:  # the key admin API, behind the master key
         from thrifty.server.admin import add_admin_routes
 
         add_admin_routes(app, h.key_store, h.caller.operator, cache=h.caller.cache,
                          clock=gateway.clock, check_budgets=check_key_budgets)
+    add_drift_routes(app, gateway.drift, h.caller.operator)  # behind the master key
+    add_ui_routes(app, gateway, h.master_key, h.key_store)  # the dashboard under /ui
     app.router.add_route("*", "/{tail:.*}", _not_found)
 
     async def on_startup(app: web.Application) -> None:

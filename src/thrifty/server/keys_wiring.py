@@ -55,7 +55,12 @@ class Caller:
             return None
         from thrifty.keys.cache import authenticate
 
-        return await authenticate(request.headers, self.cache, now)
+        key = await authenticate(request.headers, self.cache, now)
+        if key.role != "inference":
+            raise PermissionDenied(f"API key {key.id} is a read-only key: it signs in to the "
+                                   "dashboard (/ui) and cannot call the API",
+                                   code="read_only_key")
+        return key
 
     async def operator(self, request: web.Request) -> None:
         """The admin API's guard: the master key, and nothing else."""

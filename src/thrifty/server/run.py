@@ -43,7 +43,9 @@ def run_worker(sock: socket.socket, make_gateway: Callable[[], Gateway]) -> None
                 handler_cancellation=True, shutdown_timeout=10)
 
 
-def serve(host: str, port: int, workers: int, make_gateway: Callable[[], Gateway]) -> int:
+def serve(host: str, port: int, workers: int, make_gateway: Callable[[], Gateway],
+          on_worker_exit: Callable[[int], None] | None = None) -> int:
+    """``on_worker_exit(pid)``: told as each worker is reaped (metrics mark it dead)."""
     sock = bind(host, port)
     if workers <= 1:
         run_worker(sock, make_gateway)
@@ -63,5 +65,7 @@ def serve(host: str, port: int, workers: int, make_gateway: Callable[[], Gateway
     signal.signal(signal.SIGINT, forward)
     for p in procs:
         p.join()
+        if on_worker_exit is not None and p.pid is not None:
+            on_worker_exit(p.pid)
     sys.stdout.flush()
     return max((p.exitcode or 0) for p in procs)
