@@ -5,13 +5,13 @@ real stores (SQLite, and PostgreSQL when it listens on 127.0.0.1:5432), read bac
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.services import listening
 from thrifty.insights.db import InsightsDB, PostgresInsights, SQLiteInsights
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
 
@@ -20,13 +20,6 @@ DAY1 = DAY0 + 86_400
 DAY2 = DAY1 + 86_400
 PG_DSN = os.environ.get("THRIFTY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _ok(n: int, tier: int, provider: str, model: str, inp: int, out: int, cost: int,
@@ -84,7 +77,7 @@ def open_seeded(backend: str, tmp_path: Path, rows: list[LedgerEntry]) -> Iterat
         finally:
             db.close()
         return
-    if not _listening(5432):
+    if not listening(5432):
         pytest.skip("nothing listens on 127.0.0.1:5432 (PostgreSQL)")
     import psycopg
     from psycopg import sql

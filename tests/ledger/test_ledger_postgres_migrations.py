@@ -7,13 +7,13 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.synchronize
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 from psycopg import sql
+from tests.services import listening
 
 from thrifty.errors import ConfigError
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
@@ -25,16 +25,9 @@ DSN = os.environ.get("THRIFTY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:543
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
 
 pytestmark = pytest.mark.skipif(
-    not _listening(5432),
+    not listening(5432),
     reason="nothing listens on 127.0.0.1:5432; start PostgreSQL with a database 'test' that "
            "user postgres can reach (or set THRIFTY_TEST_PG_DSN)",
 )

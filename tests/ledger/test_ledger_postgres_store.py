@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -16,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from tests.services import listening
 
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
 from thrifty.ledger.postgres import PostgresLedger, spend_query
@@ -28,16 +28,9 @@ DSN = os.environ.get("THRIFTY_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:543
 DAY2 = 1_714_608_000.0  # 2024-05-02T00:00:00Z
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
 
 pytestmark = pytest.mark.skipif(
-    not _listening(5432),
+    not listening(5432),
     reason="nothing listens on 127.0.0.1:5432; start PostgreSQL with a database 'test' that "
            "user postgres can reach (or set THRIFTY_TEST_PG_DSN)",
 )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 import redis.asyncio as redis_asyncio
 from redis.exceptions import ConnectionError as RedisConnectionError
+from tests.services import listening
 
 from thrifty.limits.memory import MemoryCounters
 from thrifty.limits.model import Limit, window_bounds
@@ -29,16 +30,9 @@ NOW = 1_700_000_000.0  # 20 s into a minute, 6,400 s before the end of a UTC day
 TTL_S = 600.0
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
 
 pytestmark = pytest.mark.skipif(
-    not _listening(6379),
+    not listening(6379),
     reason="nothing listens on 127.0.0.1:6379; start Redis: redis-server --daemonize yes "
            "--bind 127.0.0.1 --port 6379 --save '' --appendonly no",
 )

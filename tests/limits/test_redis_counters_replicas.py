@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import redis.asyncio as redis_asyncio
+from tests.services import listening
 
 from thrifty.limits.model import Limit, ReserveResult
 from thrifty.limits.redis_counters import RedisCounters
@@ -26,16 +26,9 @@ URL = "redis://127.0.0.1:6379/0"
 NOW = 1_700_000_000.0
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
 
 pytestmark = pytest.mark.skipif(
-    not _listening(6379),
+    not listening(6379),
     reason="nothing listens on 127.0.0.1:6379; start Redis: redis-server --daemonize yes "
            "--bind 127.0.0.1 --port 6379 --save '' --appendonly no",
 )

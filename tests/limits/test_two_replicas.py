@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from tests.services import listening
 
 from thrifty.core.estimate import max_prompt_tokens
 from thrifty.limits.model import Limit, window_bounds
@@ -46,19 +47,12 @@ REFUSAL = re.compile(r"^budget (\S+) cannot cover this request: \$([0-9.]+) of \
                      r"used or held, the request may cost up to \$([0-9.]+)$")
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
 
 pytestmark = [
-    pytest.mark.skipif(not _listening(5432),
+    pytest.mark.skipif(not listening(5432),
                        reason="nothing listens on 127.0.0.1:5432: start PostgreSQL (db 'test', "
                               "user 'postgres', trust auth) to run the two-replica tests"),
-    pytest.mark.skipif(not _listening(6379),
+    pytest.mark.skipif(not listening(6379),
                        reason="nothing listens on 127.0.0.1:6379: start Redis "
                               "(redis-server --bind 127.0.0.1 --port 6379) to run them"),
 ]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 import redis.asyncio as redis_asyncio
 
+from tests.services import listening
 from thrifty.core.clock import FakeClock
 from thrifty.resilience.breaker import BreakerConfig, ErrorClass, Phase
 from thrifty.resilience.headroom import Headroom
@@ -28,16 +29,9 @@ if TYPE_CHECKING:
 URL = "redis://127.0.0.1:6379/0"
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
 
 pytestmark = pytest.mark.skipif(
-    not _listening(6379),
+    not listening(6379),
     reason="nothing listens on 127.0.0.1:6379; start Redis: redis-server --daemonize yes "
            "--bind 127.0.0.1 --port 6379 --save '' --appendonly no",
 )
