@@ -59,6 +59,7 @@ def runtime_for(pool: Pool, prices: Mapping[str, Price], routes_cfg: Mapping[str
                 base_dir: Path | None) -> Any:
     """A runtime whose only provider is the record, serving the pool's models and the
     policy's routes."""
+    from thrifty.config.drift import DriftConfig
     from thrifty.config.resolve import Runtime
     from thrifty.pricing.catalog import Catalog
     from thrifty.routing.build import build_policy
@@ -72,7 +73,8 @@ def runtime_for(pool: Pool, prices: Mapping[str, Price], routes_cfg: Mapping[str
     for name, cfg in routes_cfg.items():
         policy, used = build_policy(name, cfg, targets, table, base_dir=base_dir)
         routes[name] = Route(name, "alias", used, policy)
-    return Runtime(Settings(), {}, table, Catalog("replay"))
+    # replayed rows are not live traffic: no drift watch (its alerts would be noise)
+    return Runtime(Settings(drift=DriftConfig(enabled=False)), {}, table, Catalog("replay"))
 
 
 async def run_pool(pool: Pool, prices: Mapping[str, Price], routes: Mapping[str, RouteConfig],
