@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("thrifty.limits")
 _MILLION = 1_000_000
+_SCOPES_CACHED = 4096
+"""Distinct (key, team, model, provider, tags) whose matching limits are kept."""
 
 
 def open_counters(cfg: LimitsConfig, ttl_s: float) -> Counters:
@@ -81,14 +83,24 @@ class Budgets:
         self.counters: Counters | None = open_counters(cfg, self._ttl) if cfg.rules else None
         self._clock = clock
         self._settling: set[asyncio.Task[None]] = set()
+        self._by_scope: dict[RequestScope, tuple[Limit, ...]] = {}
 
     def limits_for(self, outcome: Outcome, plan: Plan,
                    extra: Sequence[LimitRule] = ()) -> list[Limit]:
+        if not self.rules and not extra:
+            return []
         req = outcome.req
         first = plan.tiers[0].targets[0]
         scope = RequestScope(key_id=req.key_id, team=req.team, model=req.model,
                              provider=first.provider, tags=req.options.tags)
-        return applicable((*self.rules, *extra), scope)
+        if extra:  # a key's or a team's own budgets: not cached
+            return applicable((*self.rules, *extra), scope)
+        limits = self._by_scope.get(scope)
+        if limits is None:  # the config's rules are fixed: match them once per scope
+            if len(self._by_scope) >= _SCOPES_CACHED:
+                self._by_scope.clear()
+            limits = self._by_scope[scope] = tuple(applicable(self.rules, scope))
+        return list(limits)
 
     async def reserve(self, outcome: Outcome, plan: Plan,
                       extra: Sequence[LimitRule] = ()) -> None:

@@ -11,6 +11,8 @@ from thrifty.core.usage import Usage
 from thrifty.pricing.cost import compute_cost, format_usd
 from thrifty.providers.base import Target
 
+_ZERO = Decimal(0)
+
 
 @dataclass(slots=True)
 class Call:
@@ -30,11 +32,20 @@ class Call:
     """ms from the call's start to its answer (JSON) or first token (stream); None if it
     failed. ``latency_ms`` of a relayed stream is later stretched to the stream's end."""
 
+    _priced: tuple[Usage, Decimal] | None = field(default=None, init=False, repr=False,
+                                                  compare=False)
+    """``cost`` for the usage it was computed from: the response, the ledger row, the trace
+    and the metrics all read it (Decimal arithmetic, once per usage)."""
+
     @property
     def cost(self) -> Decimal:
-        if self.usage is None:
-            return Decimal(0)
-        return compute_cost(self.usage, self.target.info.price)
+        usage = self.usage
+        if usage is None:
+            return _ZERO
+        priced = self._priced
+        if priced is None or priced[0] is not usage:
+            priced = self._priced = (usage, compute_cost(usage, self.target.info.price))
+        return priced[1]
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tier": self.tier, "model": self.target.model,
@@ -70,6 +81,8 @@ class Trace:
 
 
 def total_usage(calls: list[Call]) -> Usage | None:
+    if len(calls) == 1:  # the common case, read several times per request
+        return calls[0].usage
     used = [c.usage for c in calls if c.usage is not None]
     if not used:
         return None

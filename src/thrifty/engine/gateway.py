@@ -12,10 +12,12 @@ ledger row carrying every upstream call it made.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,6 +57,8 @@ from thrifty.routing.stats import ModelStats, RouterStats
 
 log = logging.getLogger("thrifty.gateway")
 T = TypeVar("T")
+_NO_DEADLINE = contextlib.nullcontext()
+_DEADLINE_SLACK_S = 0.001
 
 
 class Gateway:
@@ -295,7 +299,7 @@ class Gateway:
         t0 = self.clock.monotonic()
         try:
             try:
-                async with asyncio.timeout(budget_s):  # what is left of the request's deadline
+                async with self._attempt_deadline(outcome, budget_s):
                     result = await fn(target)
             except TimeoutError:
                 raise UpstreamTimeout(f"provider {target.provider} did not answer within the "
@@ -327,6 +331,16 @@ class Gateway:
             self.stats.record(key, ok=True, latency_ms=call.latency_ms,
                               ttft_ms=call.latency_ms)
         return result, call
+
+    def _attempt_deadline(self, outcome: Outcome, budget_s: float | None
+                          ) -> AbstractAsyncContextManager[object]:
+        """What is left of the request's deadline, as a timeout around one attempt. None
+        when the transport's own total deadline, just started and of the same length,
+        already enforces it (an attempt starting within a millisecond of the request)."""
+        total = outcome.req.options.timeout_s or self.deadlines.total_s
+        if budget_s is None or budget_s >= total - _DEADLINE_SLACK_S:
+            return _NO_DEADLINE
+        return asyncio.timeout(budget_s)
 
     # -- accounting ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -37,13 +37,14 @@ class Limit:
     amount: int
     soft_ratio: float | None = None
     """Warn (never refuse) once settled + reserved passes this share of ``amount``."""
+    id: str = field(init=False, repr=False, compare=False)
+    """Stable across processes and restarts, e.g. ``team=research:usd:day``. It names the
+    counter, so changing ``amount`` in config keeps the spend already counted. Computed
+    once: the counters read it a dozen times per request."""
 
-    @property
-    def id(self) -> str:
-        """Stable across processes and restarts, e.g. ``team=research:usd:day``. It names the
-        counter, so changing ``amount`` in config keeps the spend already counted."""
+    def __post_init__(self) -> None:
         who = self.scope if self.scope_value is None else f"{self.scope}={self.scope_value}"
-        return f"{who}:{self.resource}:{self.window}"
+        object.__setattr__(self, "id", f"{who}:{self.resource}:{self.window}")
 
 
 def window_bounds(window: Window, now: float) -> tuple[float, float]:

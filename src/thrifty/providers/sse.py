@@ -5,11 +5,10 @@ line or a multi-byte character is fine."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):  # a tuple: made once per streamed chunk, ~3x cheaper to build
     event: str | None
     data: bytes
 
@@ -25,6 +24,19 @@ class SSEParser:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buf = self._buf + chunk if self._buf else chunk
         events: list[SSEEvent] = []
+        if not self._data and self._event is None and b"\r" not in buf:
+            # The usual shape (LF only, one ``data: `` line per event): split on blank lines
+            # in C and take the data as is; any other block goes line by line. An unfinished
+            # block waits whole in the buffer until its blank line arrives.
+            *blocks, self._buf = buf.split(b"\n\n")
+            for block in blocks:
+                if block.startswith(b"data: ") and b"\n" not in block:
+                    events.append(SSEEvent(None, block[6:]))
+                    continue
+                for line in block.split(b"\n"):
+                    self._line(line, events)
+                self._line(b"", events)
+            return events
         start = 0
         while True:
             nl = buf.find(b"\n", start)
@@ -41,8 +53,9 @@ class SSEParser:
     def flush(self) -> list[SSEEvent]:
         """End of stream: a final event without its blank line still counts."""
         events: list[SSEEvent] = []
-        if self._buf:
-            self._line(self._buf.rstrip(b"\r"), events)
+        if self._buf:  # one partial line, or (after the fast path) several lines
+            for line in self._buf.split(b"\n"):
+                self._line(line.rstrip(b"\r"), events)
             self._buf = b""
         self._line(b"", events)
         return events

@@ -146,8 +146,14 @@ class Handlers:
                 if sent is not None:
                     sent.append(data)
             await resp.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
-            await stream.aclose()  # client gone: cut the upstream now, record partial usage
+        except ConnectionResetError:
+            # Client gone: cut the upstream now and record partial usage (its one row). The
+            # prepared response goes back to aiohttp, which drops the connection quietly;
+            # raising would reach chat()'s catch-all and count the request again as a 500.
+            await stream.aclose()
+            return resp
+        except asyncio.CancelledError:
+            await stream.aclose()
             raise
         finally:
             await events.aclose()
