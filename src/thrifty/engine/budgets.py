@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -20,15 +21,14 @@ from thrifty.errors import BudgetExceeded, LimitsUnavailable, RateLimited
 from thrifty.limits.decide import actual_for, wants_for
 from thrifty.limits.model import Counters, Limit, Refusal
 from thrifty.limits.rules import LimitRule, RequestScope, applicable, parse_rules
-from thrifty.pricing.cost import from_nano_usd, to_nano_usd
-from thrifty.providers.base import Target
+from thrifty.pricing.cost import from_nano_usd
+from thrifty.pricing.price import Price
 from thrifty.routing.policy import Plan, Tier, single_tiers
 
 if TYPE_CHECKING:
     from thrifty.engine.account import Outcome
 
 log = logging.getLogger("thrifty.limits")
-_MILLION = 1_000_000
 _SCOPES_CACHED = 4096
 """Distinct (key, team, model, provider, tags) whose matching limits are kept."""
 
@@ -64,15 +64,37 @@ def max_cost_nano(plan: Plan, input_tokens: int, max_output: int | None) -> int:
     """The most the plan can spend: a cascade may call every tier; a fallback chain bills
     only the attempt that answers (failed attempts are not billed), but a hedge may bill
     two, so the two priciest count."""
-    def cost(t: Target) -> int:
-        p = t.info.price
-        out = min(max_output or t.info.max_output, t.info.max_output)
-        return to_nano_usd((input_tokens * p.input + out * p.output) / _MILLION)
-
-    costs = sorted((cost(t) for t in plan.tiers_targets()), reverse=True)
-    if plan.mode == "cascade":
+    costs = [_nano_cost(t.info.price, input_tokens,
+                        min(max_output or t.info.max_output, t.info.max_output))
+             for tier in plan.tiers for t in tier.targets]
+    if plan.mode == "cascade" or len(costs) <= 2:
         return sum(costs)
-    return sum(costs[:2])
+    return sum(sorted(costs, reverse=True)[:2])
+
+
+_RATIOS: dict[int, tuple[Price, int, int, int]] = {}
+"""id(price) -> (price, input numerator, output numerator, common denominator) of its
+nano-USD per token; the price is kept so its id cannot be reused while cached."""
+
+
+def _nano_cost(price: Price, input_tokens: int, output_tokens: int) -> int:
+    """``to_nano_usd((input_tokens x input + output_tokens x output) / 1e6)`` in exact
+    integers (the Decimal version cost ~10 us a request), rounded half-up the same way."""
+    hit = _RATIOS.get(id(price))
+    if hit is None or hit[0] is not price:
+        if len(_RATIOS) >= _SCOPES_CACHED:
+            _RATIOS.clear()
+        in_num, in_den = price.input.as_integer_ratio()
+        out_num, out_den = price.output.as_integer_ratio()
+        den = math.lcm(in_den, out_den)
+        # USD per million tokens x 1000 = nano-USD per token
+        hit = _RATIOS[id(price)] = (price, 1000 * in_num * (den // in_den),
+                                    1000 * out_num * (den // out_den), den)
+    _, in_num, out_num, den = hit
+    num = input_tokens * in_num + output_tokens * out_num
+    if num < 0:  # a negative price: ROUND_HALF_UP rounds away from zero
+        return -((-num * 2 + den) // (den * 2))
+    return (num * 2 + den) // (den * 2)
 
 
 class Budgets:
@@ -83,23 +105,28 @@ class Budgets:
         self.counters: Counters | None = open_counters(cfg, self._ttl) if cfg.rules else None
         self._clock = clock
         self._settling: set[asyncio.Task[None]] = set()
-        self._by_scope: dict[RequestScope, tuple[Limit, ...]] = {}
+        self._by_scope: dict[tuple[object, ...], tuple[Limit, ...]] = {}
 
     def limits_for(self, outcome: Outcome, plan: Plan,
                    extra: Sequence[LimitRule] = ()) -> list[Limit]:
         if not self.rules and not extra:
             return []
         req = outcome.req
-        first = plan.tiers[0].targets[0]
-        scope = RequestScope(key_id=req.key_id, team=req.team, model=req.model,
-                             provider=first.provider, tags=req.options.tags)
+        provider = plan.tiers[0].targets[0].provider
+        tags = req.options.tags
         if extra:  # a key's or a team's own budgets: not cached
-            return applicable((*self.rules, *extra), scope)
-        limits = self._by_scope.get(scope)
+            return applicable((*self.rules, *extra), RequestScope(
+                key_id=req.key_id, team=req.team, model=req.model, provider=provider,
+                tags=tags))
+        # A plain tuple: building and hashing a RequestScope per request costs more.
+        key = (req.key_id, req.team, req.model, provider, tags)
+        limits = self._by_scope.get(key)
         if limits is None:  # the config's rules are fixed: match them once per scope
             if len(self._by_scope) >= _SCOPES_CACHED:
                 self._by_scope.clear()
-            limits = self._by_scope[scope] = tuple(applicable(self.rules, scope))
+            scope = RequestScope(key_id=req.key_id, team=req.team, model=req.model,
+                                 provider=provider, tags=tags)
+            limits = self._by_scope[key] = tuple(applicable(self.rules, scope))
         return list(limits)
 
     async def reserve(self, outcome: Outcome, plan: Plan,
@@ -148,6 +175,13 @@ class Budgets:
         if not outcome.limits or self.counters is None:
             return
         actual = actual_for(outcome.limits, outcome.usage or Usage(), cost_nano)
+        nowait = getattr(self.counters, "settle_nowait", None)
+        if nowait is not None:  # in-process counters: no task to schedule
+            try:
+                nowait(outcome.req.request_id, actual)
+            except Exception as exc:  # as in _done: the hold expires on its own
+                log.error("settling a reservation failed: %s", exc)
+            return
         task = asyncio.get_running_loop().create_task(
             self.counters.settle(outcome.req.request_id, actual))
         self._settling.add(task)

@@ -74,8 +74,12 @@ def decide(
     refuses the whole reservation, and then no warnings are reported."""
     holds: list[Hold] = []
     warnings: list[Limit] = []
+    bounds: dict[str, tuple[float, float]] = {}  # per window kind: limits often share one
     for limit, amount in wants:
-        start, end = window_bounds(limit.window, now)
+        window = bounds.get(limit.window)
+        if window is None:
+            window = bounds[limit.window] = window_bounds(limit.window, now)
+        start, end = window
         taken = used.get(limit.id, 0)
         if taken + amount > limit.amount:
             retry = None if limit.window == "total" else end - now
@@ -89,5 +93,9 @@ def decide(
 
 def crosses_soft(limit: Limit, total: int) -> bool:
     """``total > soft_ratio x amount``, exactly (a float ratio times an int64 amount would
-    round)."""
-    return limit.soft_ratio is not None and total > Fraction(limit.soft_ratio) * limit.amount
+    round): for an integer total that is ``total > floor(soft_ratio x amount)``."""
+    if limit.soft_above is None:
+        return False
+    if isinstance(total, int):
+        return total > limit.soft_above
+    return total > Fraction(limit.soft_ratio or 0) * limit.amount

@@ -69,17 +69,28 @@ class MemoryCounters:
         self._sweep(now)
         if reservation_id in self._open:
             raise ValueError(f"reservation id {reservation_id!r} is already in use")
-        used = {limit.id: self._used(limit, now) for limit, _ in merged}
+        starts = _window_starts(merged, now)
+        found = {}
+        used = {}
+        for limit, _ in merged:
+            bucket = found[limit.id] = self._buckets.get((limit.id, starts[limit.window]))
+            used[limit.id] = 0 if bucket is None else bucket.settled + bucket.reserved
         result = decide(merged, used, now)
         if result.ok and result.holds:  # nothing held, nothing to settle (as in SQLite)
-            for hold in result.holds:
-                self._bucket(hold.limit, hold.window_start).reserved += hold.amount
+            for hold in result.holds:  # the buckets looked up above, made when missing
+                bucket = found[hold.limit.id] or self._bucket(hold.limit, hold.window_start)
+                bucket.reserved += hold.amount
             held = _Reservation(reservation_id, result.holds, now + self._ttl_s)
             self._open[reservation_id] = held
             heapq.heappush(self._timers, (held.expires_at, next(self._seq), held))
         return result
 
     async def settle(self, reservation_id: str, actual: Mapping[str, int]) -> None:
+        self.settle_nowait(reservation_id, actual)
+
+    def settle_nowait(self, reservation_id: str, actual: Mapping[str, int]) -> None:
+        """``settle`` without a coroutine: nothing here waits, and the gateway settles from
+        sync code, where a task per request would cost more than the settle itself."""
         held = self._open.get(reservation_id)
         if held is None:
             return
@@ -124,11 +135,6 @@ class MemoryCounters:
             heapq.heapify(self._timers)
             self._dead = 0
 
-    def _used(self, limit: Limit, now: float) -> int:
-        start, _ = window_bounds(limit.window, now)
-        bucket = self._buckets.get((limit.id, start))
-        return 0 if bucket is None else bucket.settled + bucket.reserved
-
     def _bucket(self, limit: Limit, window_start: float) -> _Bucket:
         key = (limit.id, window_start)
         bucket = self._buckets.get(key)
@@ -160,3 +166,12 @@ class MemoryCounters:
             ]
             for key in old:
                 del self._buckets[key]
+
+
+def _window_starts(merged: Sequence[tuple[Limit, int]], now: float) -> dict[str, float]:
+    """Each window's start at ``now``, computed once per window kind, not once per limit."""
+    starts: dict[str, float] = {}
+    for limit, _ in merged:
+        if limit.window not in starts:
+            starts[limit.window] = window_bounds(limit.window, now)[0]
+    return starts

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Literal, Protocol
 
 Resource = Literal["requests", "input_tokens", "output_tokens", "usd"]
@@ -41,10 +42,16 @@ class Limit:
     """Stable across processes and restarts, e.g. ``team=research:usd:day``. It names the
     counter, so changing ``amount`` in config keeps the spend already counted. Computed
     once: the counters read it a dozen times per request."""
+    soft_above: int | None = field(init=False, repr=False, compare=False)
+    """``floor(soft_ratio x amount)``, exactly: an integer total crosses the soft limit when
+    it is above this (computed once, not per request)."""
 
     def __post_init__(self) -> None:
         who = self.scope if self.scope_value is None else f"{self.scope}={self.scope_value}"
         object.__setattr__(self, "id", f"{who}:{self.resource}:{self.window}")
+        soft = self.soft_ratio
+        object.__setattr__(self, "soft_above", None if soft is None
+                           else math.floor(Fraction(soft) * self.amount))
 
 
 def window_bounds(window: Window, now: float) -> tuple[float, float]:
