@@ -9,16 +9,15 @@ call it from a worker thread (``LedgerWriter`` does). Needs ``pip install 'thrif
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from operator import attrgetter
-from types import TracebackType
 from typing import Any
 
 from thrifty.errors import ConfigError
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
 from thrifty.ledger.store import ERROR_STATUS, SpendRow, check_grouping
+from thrifty.storage.connection import OwnedConnection
 
 try:
     import psycopg
@@ -69,7 +68,7 @@ _CHRONOLOGICAL = frozenset({"day", "status"})
 ModelStatsRow = tuple[str, str, int, float | None, float | None, float | None, float]
 
 
-class PostgresLedger:
+class PostgresLedger(OwnedConnection[Connection]):
     """A ``LedgerStore`` in one PostgreSQL schema, created and migrated on open. Replicas may
     share it. A lost connection is reopened on the next call (the failed call raises, and
     ``LedgerWriter`` retries the batch). It keeps temp tables and its search_path on the
@@ -90,8 +89,7 @@ class PostgresLedger:
         self.schema_version = 0
         self._dsn = dsn
         self._connect_timeout_s = connect_timeout_s
-        self._lock = threading.Lock()  # one connection; asyncio.to_thread may use any thread
-        self._closed = False
+        super().__init__()  # the lock and the closed flag
         self._types: dict[str, list[int]] = {}
         self._conn = self._open(migrate_schema=True)
 
@@ -195,23 +193,6 @@ class PostgresLedger:
         with self._lock:
             rows = self._connection().execute(query, params).fetchall()
         return [_spend_row(row) for row in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
-
-    def __enter__(self) -> PostgresLedger:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 # a request with two tags counts in both groups; untagged requests form their own group

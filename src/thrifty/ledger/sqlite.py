@@ -10,16 +10,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import sqlite3
-import threading
 from collections.abc import Sequence
 from operator import attrgetter
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
 from thrifty.ledger.migrations import migrate
 from thrifty.ledger.store import ERROR_STATUS, SpendRow, check_grouping
+from thrifty.storage.connection import OwnedConnection
 from thrifty.storage.sqlite import enable_wal
 
 MEMORY = ":memory:"
@@ -70,7 +69,7 @@ _CHRONOLOGICAL = frozenset({"day", "status"})
 _TAG_JOIN = """, json_each(COALESCE(requests.tags, '["(no tag)"]')) AS tag"""
 
 
-class SQLiteLedger:
+class SQLiteLedger(OwnedConnection[sqlite3.Connection]):
     """A ``LedgerStore`` in one SQLite file (parent directories are created), or ``:memory:``.
 
     >>> store = SQLiteLedger(":memory:")
@@ -88,8 +87,7 @@ class SQLiteLedger:
         self._conn = sqlite3.connect(
             self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
-        self._lock = threading.Lock()
-        self._closed = False
+        super().__init__()  # the lock and the closed flag
         try:
             self._configure(busy_timeout_s)
             self.schema_version = migrate(self._conn, where=self.path)
@@ -195,23 +193,6 @@ class SQLiteLedger:
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
         return [_spend_row(row) for row in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
-
-    def __enter__(self) -> SQLiteLedger:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _time_filter(since: float | None, until: float | None) -> tuple[str, list[float]]:

@@ -12,11 +12,9 @@ import asyncio
 import math
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 from thrifty.limits.decide import decide, merge_wants, settle_amount
 from thrifty.limits.model import (
@@ -26,6 +24,7 @@ from thrifty.limits.model import (
     ReserveResult,
     window_bounds,
 )
+from thrifty.storage.connection import OwnedConnection
 from thrifty.storage.sqlite import Migration, enable_wal, run_migrations
 
 MEMORY = ":memory:"
@@ -90,7 +89,7 @@ _OVERDUE_IN = (
 )
 
 
-class SQLiteCounters:
+class SQLiteCounters(OwnedConnection[sqlite3.Connection]):
     """The ``Counters`` contract in one SQLite file (parent directories are created), or
     ``:memory:``. ``ttl_s`` and ``retain_s`` mean what they mean for ``MemoryCounters``;
     a file busier than ``busy_timeout_s`` raises ``sqlite3.OperationalError``."""
@@ -116,8 +115,7 @@ class SQLiteCounters:
         self._conn = sqlite3.connect(
             self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
-        self._lock = threading.Lock()
-        self._closed = False
+        super().__init__()  # the lock and the closed flag
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             if self.path != MEMORY:
@@ -231,23 +229,6 @@ class SQLiteCounters:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 raise
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._conn.close()
-
-    def __enter__(self) -> SQLiteCounters:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _end_of(limit: Limit, window_start: float) -> float | None:
