@@ -12,7 +12,6 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from operator import attrgetter
-from typing import Any
 
 from thrifty.errors import ConfigError
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
@@ -192,7 +191,7 @@ class PostgresLedger(OwnedConnection[Connection]):
         query, params = spend_query(by, since, until)
         with self._lock:
             rows = self._connection().execute(query, params).fetchall()
-        return [_spend_row(row) for row in rows]
+        return [SpendRow.from_db(row) for row in rows]
 
 
 # a request with two tags counts in both groups; untagged requests form their own group
@@ -282,19 +281,3 @@ def _time_filter(since: float | None, until: float | None) -> tuple[str, list[fl
 def _float(value: float | Decimal | None) -> float | None:
     return None if value is None else float(value)
 
-
-def _spend_row(row: tuple[Any, ...]) -> SpendRow:
-    group, requests, errors, inp, cached, written, out, reasoning, cost, avg, peak = row
-    return SpendRow(
-        group=str(group),
-        requests=int(requests),
-        errors=int(errors),
-        input_tokens=int(inp),
-        cached_input_tokens=int(cached),
-        cache_write_tokens=int(written),
-        output_tokens=int(out),
-        reasoning_tokens=int(reasoning),
-        cost_nano_usd=int(cost),
-        avg_latency_ms=float(avg),
-        max_latency_ms=float(peak),
-    )

@@ -192,7 +192,7 @@ class SQLiteLedger(OwnedConnection[sqlite3.Connection]):
         """
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        return [_spend_row(row) for row in rows]
+        return [SpendRow.from_db(row) for row in rows]
 
 
 def _time_filter(since: float | None, until: float | None) -> tuple[str, list[float]]:
@@ -206,19 +206,3 @@ def _time_filter(since: float | None, until: float | None) -> tuple[str, list[fl
         params.append(until)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
-
-def _spend_row(row: tuple[Any, ...]) -> SpendRow:
-    group, requests, errors, inp, cached, written, out, reasoning, cost, avg, peak = row
-    return SpendRow(
-        group=str(group),
-        requests=int(requests),
-        errors=int(errors),
-        input_tokens=int(inp),
-        cached_input_tokens=int(cached),
-        cache_write_tokens=int(written),
-        output_tokens=int(out),
-        reasoning_tokens=int(reasoning),
-        cost_nano_usd=int(cost),
-        avg_latency_ms=float(avg),
-        max_latency_ms=float(peak),
-    )

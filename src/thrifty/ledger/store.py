@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from thrifty.ledger.entry import LedgerEntry
 from thrifty.pricing.cost import from_nano_usd
@@ -53,6 +53,17 @@ class SpendRow:
     def cost(self) -> Decimal:
         """US dollars, exact."""
         return from_nano_usd(self.cost_nano_usd)
+
+    @classmethod
+    def from_db(cls, row: tuple[Any, ...]) -> SpendRow:
+        """From a spend query's row (group, requests, errors, the five token sums, cost,
+        average and peak latency), whatever numeric types the driver returns."""
+        group, requests, errors, inp, cached, written, out, reasoning, cost, avg, peak = row
+        return cls(group=str(group), requests=int(requests), errors=int(errors),
+                   input_tokens=int(inp), cached_input_tokens=int(cached),
+                   cache_write_tokens=int(written), output_tokens=int(out),
+                   reasoning_tokens=int(reasoning), cost_nano_usd=int(cost),
+                   avg_latency_ms=float(avg), max_latency_ms=float(peak))
 
 
 def spend_total(rows: Iterable[SpendRow], group: str = "total") -> SpendRow:
