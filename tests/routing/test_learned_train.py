@@ -14,7 +14,13 @@ from thrifty.routing.learned.dataset import Price, Row, select_pool
 from thrifty.routing.learned.embedder import HashingEmbedder
 from thrifty.routing.learned.router import LearnedRouter
 from thrifty.routing.learned.synthetic import PRICES, synthetic_rows
-from thrifty.routing.learned.train import TrainSpec, cross_validate, prepare, run_training
+from thrifty.routing.learned.train import (
+    TrainSpec,
+    cross_validate,
+    prepare,
+    repeated_cross_validate,
+    run_training,
+)
 
 PRICE = {m: Price(p["input_per_mtok"], p["output_per_mtok"]) for m, p in PRICES.items()}
 
@@ -86,6 +92,28 @@ def test_cross_validation_reports_every_mode() -> None:
     assert set(cv["floor"]) == {"mean_quality", "total_cost"} == set(cv["lambda"])
 
 
+def test_repeated_cross_validation_averages_the_seeds() -> None:
+    models, pool = select_pool(rows(120), "auto")
+    data = prepare(pool, models, PRICE, "lexical", None)
+    spec = TrainSpec(features="lexical", strong="big-model", weak="small-model", seed=4)
+    rep = repeated_cross_validate(data, spec, None, k=3, seeds=3)
+    singles = [cross_validate(data, TrainSpec(features="lexical", strong="big-model",
+                                              weak="small-model", seed=s), None, k=3)
+               for s in (4, 5, 6)]
+    pooled = [c["apgr_pooled"] for c in singles]
+    assert [r["apgr_pooled"] for r in rep["runs"]] == pooled  # seeds 4, 5, 6 in order
+    assert rep["apgr_pooled"] == pytest.approx(np.mean(pooled))
+    assert rep["apgr_pooled_sd"] == pytest.approx(np.std(pooled))
+    assert rep["apgr_pooled_min"] == min(pooled) and rep["apgr_pooled_max"] == max(pooled)
+    assert rep["floor"]["mean_quality"] == pytest.approx(
+        np.mean([c["floor"]["mean_quality"] for c in singles]))
+    assert (rep["k"], rep["seeds"]) == (3, 3)
+    # different seeds split differently: the runs are not one run repeated
+    assert len({c["lambda"]["total_cost"] for c in singles} | set(pooled)) > 2
+    with pytest.raises(ValueError, match="seeds must be at least 1"):
+        repeated_cross_validate(data, spec, None, k=3, seeds=0)
+
+
 def test_bad_pair_is_a_clear_error() -> None:
     models, pool = select_pool(rows(40), "auto")
     data = prepare(pool, models, PRICE, "lexical", None)
@@ -115,6 +143,17 @@ def test_cli_train_writes_a_loadable_router(tmp_path: Path, monkeypatch: pytest.
     meta = orjson.loads((out / "router.json").read_bytes())
     assert len(meta["info"]["dataset_sha256"]) == 64 and meta["info"]["n_rows"] == 120
     assert (out / "weights.npz").is_file()
+
+    assert meta["info"]["cv"]["seeds"] == 1 and "sd " not in text
+
+    code = cli_main.main(["router", "train", "--data", str(data), "--prices", str(prices),
+                          "--out", str(out), "--pool", "zeroeval", "--strong", "big-model",
+                          "--weak", "small-model", "--cv", "3", "--cv-seeds", "2"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "3-fold cross-validation, mean over 2 seeds" in text and "(sd " in text
+    cv = orjson.loads((out / "router.json").read_bytes())["info"]["cv"]
+    assert cv["seeds"] == 2 and len(cv["runs"]) == 2
 
     code = cli_main.main(["router", "score", str(out), "What is 2 + 2?"])
     text = capsys.readouterr().out

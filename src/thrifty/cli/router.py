@@ -32,6 +32,10 @@ def register(parser: argparse.ArgumentParser) -> None:
                     help="share of rows held out for the reported figures (default 0.25)")
     tr.add_argument("--cv", type=int, default=0, metavar="K",
                     help="also report K-fold cross-validated figures (default: off)")
+    tr.add_argument("--cv-seeds", type=int, default=1, metavar="N",
+                    help="repeat the K-fold CV with N seeds (--seed, --seed+1, ...) and report "
+                    "the mean and spread; small pools give noisy single-split figures "
+                    "(default 1)")
     tr.add_argument("--seed", type=int, default=0)
     mode = tr.add_mutually_exclusive_group()
     mode.add_argument("--target-strong-share", type=float, default=0.5, metavar="S",
@@ -54,7 +58,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from thrifty.routing.learned.dataset import file_sha256, load_prices, load_rows, select_pool
-    from thrifty.routing.learned.train import TrainSpec, cross_validate, prepare, run_training
+    from thrifty.routing.learned.train import (
+        TrainSpec,
+        prepare,
+        repeated_cross_validate,
+        run_training,
+    )
 
     rows = load_rows(args.data)
     prices = load_prices(args.prices)
@@ -68,7 +77,8 @@ def _train(args: argparse.Namespace) -> int:
     try:
         data = prepare(pool_rows, models, prices, args.features, embedder)
         result = run_training(data, spec, embedder)
-        cv = cross_validate(data, spec, embedder, args.cv) if args.cv >= 2 else None
+        cv = (repeated_cross_validate(data, spec, embedder, args.cv, args.cv_seeds)
+              if args.cv >= 2 else None)
     except ValueError as exc:
         print(f"thrifty: {exc}", file=sys.stderr)
         return 2
@@ -124,13 +134,17 @@ def _print_holdout(held: dict[str, Any], n_train: int, n_hold: int) -> None:
 
 
 def _print_cv(cv: dict[str, Any]) -> None:
-    print(f"\n{cv['k']}-fold cross-validation:")
+    seeds = cv["seeds"]
+    over = f", mean over {seeds} seeds" if seeds > 1 else ""
+    print(f"\n{cv['k']}-fold cross-validation{over}:")
     for mode in ("floor", "lambda"):
         f = cv[mode]
         print(f"  {mode} mode (pooled out-of-fold): quality {f['mean_quality']:.4f} for "
               f"${f['total_cost']:.4f}")
     if "apgr_pooled" in cv:
-        print(f"  APGR: pooled out-of-fold {cv['apgr_pooled']:.3f}, mean per fold "
+        spread = (f" (sd {cv['apgr_pooled_sd']:.4f}, min {cv['apgr_pooled_min']:.3f}, max "
+                  f"{cv['apgr_pooled_max']:.3f})" if seeds > 1 else "")
+        print(f"  APGR: pooled out-of-fold {cv['apgr_pooled']:.3f}{spread}, mean per fold "
               f"{cv['apgr_fold_mean']:.3f}")
 
 
