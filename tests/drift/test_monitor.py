@@ -124,8 +124,11 @@ def test_overrides_apply_only_the_fields_set() -> None:
 
 
 def feed(m: DriftMonitor, o: Outcome, n: int) -> None:
+    """``n`` requests 20 ms apart: under the default sampling rate, so every one is judged."""
     entry = ledger_entry(o)
+    assert isinstance(m.clock, FakeClock)
     for _ in range(n):
+        m.clock.advance(0.02)
         m.request_done(o, entry)
 
 
@@ -139,10 +142,11 @@ def test_alert_opens_once_demotes_and_clears() -> None:
     feed(m, outcome([ok_call()]), 120)
     assert m.alerts() == [] and m.demoted == {}
     clock.advance(5)
+    shift_at = clock.now()
     feed(m, refusing(), 30)  # more refusals after the alert open no second one
     [alert] = m.alerts()
     assert (alert.signal, alert.direction, alert.key) == ("refusal_rate", "up", "p/a")
-    assert alert.detected_at == clock.now() and alert.baseline == 0.0
+    assert shift_at < alert.detected_at < clock.now() and alert.baseline == 0.0
     assert m.demoted == {"p/a": alert.id}
     doc = alert.to_json()
     assert set(doc) == {"id", "provider", "model", "signal", "direction", "baseline",
@@ -191,3 +195,24 @@ def test_memory_is_bounded() -> None:
     for a in m.alerts():
         m.clear(a.id)
     assert len(m.alerts(include_cleared=True)) == 1
+
+
+def test_sampling_caps_judged_requests_per_deployment_and_second() -> None:
+    clock = FakeClock()
+    m = DriftMonitor(DriftConfig(max_samples_per_s=10), clock)
+    o = outcome([ok_call()])
+    entry = ledger_entry(o)
+
+    def judged() -> int:  # requests the latency detector has learnt from
+        return m._trackers[A.key].detectors["latency_ms"]._n  # type: ignore[attr-defined, no-any-return]
+
+    for _ in range(50):  # a burst at one instant: one second's bucket, then nothing
+        m.request_done(o, entry)
+    assert judged() == 10
+    clock.advance(0.5)  # refills half the bucket
+    for _ in range(50):
+        m.request_done(o, entry)
+    assert judged() == 15
+    assert m._judged(outcome([ok_call(B)])).keys() == {B.key}  # B has its own bucket
+    unlimited = DriftMonitor(DriftConfig(max_samples_per_s=None), FakeClock())
+    assert all(unlimited._judged(o) for _ in range(1000))

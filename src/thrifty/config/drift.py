@@ -1,7 +1,8 @@
 """The ``drift:`` config section: behaviour-change detection per deployment from live
 traffic. Shape only (strict, like the rest of the schema); ``thrifty.drift`` turns it into
-detectors. Detection is on by default (it costs about a microsecond per request); demoting
-a drifting model in routing is off until an operator opts in.
+detectors. Detection is on by default (~15 us per judged request, and at most
+``max_samples_per_s`` requests judged per deployment); demoting a drifting model in routing
+is off until an operator opts in.
 
     drift:
       demote: true                      # route around a drifting model until it is cleared
@@ -64,3 +65,8 @@ class DriftConfig(_Strict):
     """Deployments tracked at most (bounds memory); later ones are not watched."""
     keep_cleared: int = Field(default=500, ge=0)
     """Cleared alerts kept for the API and dashboard."""
+    max_samples_per_s: float | None = Field(default=100.0, gt=0)
+    """Requests judged per second per deployment, at most (a token bucket holding one
+    second's worth); the rest are not looked at. Detection needs tens of samples, so under
+    heavy traffic it is still as quick in seconds while its cost per request falls towards
+    zero. None judges every request."""

@@ -37,11 +37,24 @@ class _Tracker:
     """One deployment's detectors, and its open alert per signal (a signal with an open
     alert is not judged again until the alert is cleared)."""
 
-    __slots__ = ("detectors", "open")
+    __slots__ = ("detectors", "open", "stamp", "tokens")
 
-    def __init__(self, detectors: dict[SignalName, Detector]) -> None:
+    def __init__(self, detectors: dict[SignalName, Detector], rate: float, now: float) -> None:
         self.detectors = detectors
         self.open: dict[SignalName, str] = {}
+        self.tokens = rate  # a full bucket: a new deployment is judged from its first request
+        self.stamp = now
+
+    def admit(self, now: float, rate: float) -> bool:
+        """Take a token from this deployment's bucket (``rate`` per second, one second's
+        worth at most), or refuse when it is empty."""
+        tokens = min(rate, self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        if tokens < 1.0:
+            self.tokens = tokens
+            return False
+        self.tokens = tokens - 1.0
+        return True
 
 
 class DriftMonitor:
@@ -61,9 +74,12 @@ class DriftMonitor:
     # -- the observer (request path) -------------------------------------------------------
 
     def request_done(self, outcome: Outcome, entry: LedgerEntry) -> None:
-        for target, signal, value in samples(outcome, self._specs):
-            tracker = self._trackers.get(target.key) or self._track(target.key)
-            if tracker is None or signal in tracker.open:
+        judged = self._judged(outcome)
+        if not judged:
+            return
+        for target, signal, value in samples(outcome, self._specs, judged):
+            tracker = judged[target.key]
+            if signal in tracker.open:
                 continue
             detector = tracker.detectors.get(signal)
             if detector is None:  # the signal is disabled
@@ -71,6 +87,21 @@ class DriftMonitor:
             shift = detector.update(value)
             if shift is not None:
                 self._raise(target, tracker, signal, shift)
+
+    def _judged(self, outcome: Outcome) -> dict[str, _Tracker]:
+        """The trackers of the deployments this request called whose sampling admits it:
+        the answer's checks (a regex, a JSON parse) run only for those."""
+        out: dict[str, _Tracker] = {}
+        rate = self.cfg.max_samples_per_s
+        now = self.clock.monotonic()
+        for call in outcome.calls:
+            key = call.target.key
+            if key in out:
+                continue
+            tracker = self._trackers.get(key) or self._track(key)
+            if tracker is not None and (rate is None or tracker.admit(now, rate)):
+                out[key] = tracker
+        return out
 
     def _track(self, key: str) -> _Tracker | None:
         if len(self._trackers) >= self.cfg.max_models:
@@ -80,7 +111,8 @@ class DriftMonitor:
                             "ones are not watched", len(self._trackers), key)
             return None
         tracker = _Tracker({n: make_detector(self.cfg.detector, s.params)
-                            for n, s in self._specs.items()})
+                            for n, s in self._specs.items()},
+                           self.cfg.max_samples_per_s or 1.0, self.clock.monotonic())
         self._trackers[key] = tracker
         return tracker
 

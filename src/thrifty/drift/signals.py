@@ -90,9 +90,11 @@ def signal_specs(cfg: DriftConfig) -> dict[SignalName, SignalSpec]:
 Sample = tuple[Target, SignalName, float]
 
 
-def samples(o: Outcome, wanted: Container[str] = DEFAULTS) -> Iterator[Sample]:
-    """Every signal value one finished request carries, on the detector's scale. The
-    answer's checks (refusal, JSON) run only for ``wanted`` signals: they are the cost."""
+def samples(o: Outcome, wanted: Container[str] = DEFAULTS,
+            targets: Container[str] | None = None) -> Iterator[Sample]:
+    """Every signal value one finished request carries, on the detector's scale, for the
+    deployments in ``targets`` (None: all). The answer's checks (refusal, JSON) run only
+    for ``wanted`` signals: they are the cost."""
     if not o.calls:
         return
     plan = o.trace.plan or {}
@@ -100,7 +102,8 @@ def samples(o: Outcome, wanted: Container[str] = DEFAULTS) -> Iterator[Sample]:
     final_tier = len(plan.get("tiers") or ()) - 1
     streamed = o.req.stream
     for call in o.calls:
-        if call.verdict == "verifier":
+        if call.verdict == "verifier" or (targets is not None
+                                          and call.target.key not in targets):
             continue
         status = call.status
         if status == 200:
@@ -116,12 +119,15 @@ def samples(o: Outcome, wanted: Container[str] = DEFAULTS) -> Iterator[Sample]:
                     yield call.target, "cascade_acceptance", 0.0
         elif status == 429 or 500 <= status < 600:
             yield call.target, "error_rate", 1.0
-    yield from _answer_samples(o, wanted)
+    yield from _answer_samples(o, wanted, targets)
 
 
-def _answer_samples(o: Outcome, wanted: Container[str]) -> Iterator[Sample]:
+def _answer_samples(o: Outcome, wanted: Container[str],
+                    targets: Container[str] | None) -> Iterator[Sample]:
     answer, call = o.answer, o.accepted
     if answer is None or call is None or o.status != 200:
+        return
+    if targets is not None and call.target.key not in targets:
         return
     target = call.target
     if "refusal_rate" in wanted:
