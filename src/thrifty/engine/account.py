@@ -22,6 +22,8 @@ from thrifty.pricing.cost import format_usd, to_nano_usd
 from thrifty.providers.base import Target
 from thrifty.routing.answer import Answer
 
+_NO_USAGE = Usage()
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -67,7 +69,8 @@ class Outcome:
 
 
 def ledger_entry(o: Outcome) -> LedgerEntry:
-    u = o.usage or Usage()
+    usage = o.usage
+    u = usage or _NO_USAGE
     t = o.target
     attempts = tuple(_attempt_row(i, c) for i, c in enumerate(o.calls))
     return LedgerEntry(
@@ -93,7 +96,7 @@ def ledger_entry(o: Outcome) -> LedgerEntry:
         ttft_ms=o.ttft_ms,
         error_type=o.error_code,
         route=o.route,
-        usage_known=bool(o.calls) and not o.usage_estimated and o.usage is not None,
+        usage_known=usage is not None and not o.usage_estimated,
         trace=_trace_json(o),
         calls=len(o.calls),
         attempts=attempts,
@@ -110,7 +113,7 @@ def _trace_json(o: Outcome) -> str | None:
 
 
 def _attempt_row(n: int, c: Call) -> AttemptRow:
-    u = c.usage or Usage()
+    u = c.usage or _NO_USAGE
     return AttemptRow(
         n=n, tier=c.tier, provider=c.target.provider, upstream_model=c.target.upstream_model,
         status=c.status, error_type=c.error_code, input_tokens=u.input_tokens,

@@ -196,9 +196,9 @@ class Gateway:
         outcome.ttft_ms = outcome.latency_ms
         body = completion.body
         outcome.answer = Answer.from_completion(call.target.model, body)
-        body["thrifty"] = cost_extension(outcome)
+        ext = body["thrifty"] = cost_extension(outcome)
         self.record(outcome)
-        return GatewayReply(outcome, orjson.dumps(body))
+        return GatewayReply(outcome, orjson.dumps(body), ext["cost_usd"])
 
     async def stream(self, req: ChatRequest, *, started: float | None = None) -> GatewayStream:
         outcome = Outcome(req, self.clock.now() if started is None else started, status=200)
@@ -399,11 +399,13 @@ class _Accounted:
 
 
 class GatewayReply:
-    __slots__ = ("body", "outcome")
+    __slots__ = ("body", "cost_usd", "outcome")
 
-    def __init__(self, outcome: Outcome, body: bytes) -> None:
+    def __init__(self, outcome: Outcome, body: bytes, cost_usd: str) -> None:
         self.outcome = outcome
         self.body = body
+        self.cost_usd = cost_usd
+        """The request's cost as the response's ``thrifty.cost_usd`` states it."""
 
     @property
     def target(self) -> Target:

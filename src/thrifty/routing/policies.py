@@ -44,19 +44,20 @@ def rank(
     """Exclude what cannot serve, score the rest (lower is better, stable), plan."""
     kept: list[tuple[float, int, Target, Candidate]] = []
     rejected: list[Candidate] = []
+    features, max_cost, stats = ctx.features, ctx.options.max_cost_usd, ctx.stats
     for i, t in enumerate(targets):
-        s = ctx.stats.get(t.key)
-        cost = expected_cost_usd(t, ctx.features, s)
-        cand = Candidate(t.model, t.provider, cost, expected_latency_ms(s))
-        why = exclusion(t, ctx.features, constraints, max_cost_usd=ctx.options.max_cost_usd,
-                        cost=cost)
+        s = stats.get(t.key)
+        cost = expected_cost_usd(t, features, s)
+        latency = expected_latency_ms(s)
+        why = exclusion(t, features, constraints, max_cost_usd=max_cost, cost=cost)
         if why is not None:
-            rejected.append(Candidate(t.model, t.provider, cost, cand.expected_latency_ms,
-                                      excluded=why))
+            rejected.append(Candidate(t.model, t.provider, cost, latency, excluded=why))
             continue
-        value = score(t, cand, s) if score is not None else float(i)
-        kept.append((value, i, t, Candidate(t.model, t.provider, cost,
-                                            cand.expected_latency_ms, value)))
+        if score is None:
+            value = float(i)
+        else:  # scores read the expectations from a candidate without a score yet
+            value = score(t, Candidate(t.model, t.provider, cost, latency), s)
+        kept.append((value, i, t, Candidate(t.model, t.provider, cost, latency, value)))
     if not kept:
         detail = "; ".join(f"{c.model}: {c.excluded}" for c in rejected)
         raise InvalidRequest(

@@ -49,11 +49,19 @@ class Candidate:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.model, "provider": self.provider}
-        for key in ("expected_cost_usd", "expected_latency_ms", "score", "excluded"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = round(value, 9) if isinstance(value, float) else value
+        if self.expected_cost_usd is not None:
+            out["expected_cost_usd"] = _rounded(self.expected_cost_usd)
+        if self.expected_latency_ms is not None:
+            out["expected_latency_ms"] = _rounded(self.expected_latency_ms)
+        if self.score is not None:
+            out["score"] = _rounded(self.score)
+        if self.excluded is not None:
+            out["excluded"] = self.excluded
         return out
+
+
+def _rounded(value: float) -> float:
+    return round(value, 9) if isinstance(value, float) else value
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ from thrifty.engine.calls import Call
 from thrifty.engine.gateway import Gateway
 from thrifty.engine.health_report import deployment_report
 from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
-from thrifty.pricing.cost import format_usd
 from thrifty.server.drift_routes import add_drift_routes
 from thrifty.server.keys_wiring import (
     Caller,
@@ -103,7 +102,7 @@ class Handlers:
             "x-thrifty-request-id": rid,
             "x-thrifty-provider": reply.target.provider,
             "x-thrifty-model": reply.target.upstream_model,
-            "x-thrifty-cost-usd": format_usd(o.cost),
+            "x-thrifty-cost-usd": reply.cost_usd,
             "x-thrifty-route": o.route or "direct",
             "x-thrifty-calls": str(len(o.calls)),
             "x-thrifty-attempts": attempts_header(o.calls),
