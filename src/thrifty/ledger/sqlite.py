@@ -27,11 +27,7 @@ _FIELDS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(LedgerEntry) if f.name != "attempts"
 )
 _ATTEMPT_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AttemptRow))
-_INSERT_ATTEMPT = (
-    f"INSERT INTO attempts (request_id, {', '.join(_ATTEMPT_FIELDS)}) "
-    f"VALUES (?, {', '.join('?' for _ in _ATTEMPT_FIELDS)}) "
-    "ON CONFLICT (request_id, n) DO NOTHING"
-)
+_ATTEMPT_COLUMNS = ("request_id", *_ATTEMPT_FIELDS)
 _attempt_values = attrgetter(*_ATTEMPT_FIELDS)
 # ``user`` is a reserved word in PostgreSQL; keep column names portable across backends.
 _COLUMN_FOR_FIELD = {"user": "end_user"}
@@ -41,12 +37,24 @@ _BOOL_FIELDS = frozenset(
 )
 _row_values = attrgetter(*_FIELDS)
 
-# DO NOTHING on a known request_id makes a retried batch idempotent (see LedgerStore).
-_INSERT = (
-    f"INSERT INTO requests ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _COLUMNS)}) "
-    "ON CONFLICT (request_id) DO NOTHING"
-)
+_ROWS_PER_INSERT = 32
+"""Rows per multi-row INSERT. ``executemany`` runs one statement per row, and sqlite3 lets
+go of the GIL around each: under load every row was a GIL hand-off with the event loop
+(futex calls, context switches). 32 rows x 26 columns stays far below SQLite's limit on
+bound parameters."""
+
+
+def _insert_sql(table: str, columns: Sequence[str], conflict: str, rows: int) -> str:
+    # DO NOTHING on a known key makes a retried batch idempotent (see LedgerStore).
+    one = f"({', '.join('?' for _ in columns)})"
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * rows)} "
+            f"ON CONFLICT ({conflict}) DO NOTHING")
+
+
+_INSERT_SQL = {n: _insert_sql("requests", _COLUMNS, "request_id", n)
+               for n in range(1, _ROWS_PER_INSERT + 1)}
+_INSERT_ATTEMPT_SQL = {n: _insert_sql("attempts", _ATTEMPT_COLUMNS, "request_id, n", n)
+                       for n in range(1, _ROWS_PER_INSERT + 1)}
 _SELECT_ONE = f"SELECT {', '.join(_COLUMNS)} FROM requests WHERE request_id = ?"
 
 # Fixed SQL per grouping (never built from user text); meanings are documented on
@@ -115,9 +123,8 @@ class SQLiteLedger(OwnedConnection[sqlite3.Connection]):
             # instead of failing mid-transaction when a read lock cannot be upgraded.
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany(_INSERT, rows)
-                if attempts:
-                    self._conn.executemany(_INSERT_ATTEMPT, attempts)
+                _insert_all(self._conn, _INSERT_SQL, rows)
+                _insert_all(self._conn, _INSERT_ATTEMPT_SQL, attempts)
                 self._conn.execute("COMMIT")
             except BaseException:
                 if self._conn.in_transaction:
@@ -206,3 +213,11 @@ def _time_filter(since: float | None, until: float | None) -> tuple[str, list[fl
         params.append(until)
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
 
+
+def _insert_all(conn: sqlite3.Connection, sql: dict[int, str],
+                rows: Sequence[tuple[Any, ...]]) -> None:
+    """``rows`` in multi-row INSERTs of up to ``_ROWS_PER_INSERT``: one statement (and one
+    GIL release) per chunk instead of per row."""
+    for i in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[i:i + _ROWS_PER_INSERT]
+        conn.execute(sql[len(chunk)], [v for row in chunk for v in row])
