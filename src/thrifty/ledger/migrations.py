@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from thrifty.ledger.rollups import sqlite_statements
+from thrifty.ledger.rollups import DASHBOARD_INDEXES, sqlite_statements
 from thrifty.storage.sqlite import Migration, run_migrations, schema_version
 
 __all__ = ["SQLITE_MIGRATIONS", "Migration", "current_version", "migrate"]
@@ -124,17 +124,7 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
         "dashboard: daily and latency rollups (caught up before reads), indexes for its queries",
         (
             *sqlite_statements(),
-            # the costliest requests: walk this index from the top, stop after a page
-            "CREATE INDEX requests_cost ON requests (cost_nano_usd)",
-            # exact percentiles: seek into one latency bucket of one deployment
-            # (ts, status, team and key ride along so a window or team filter needs no row)
-            "CREATE INDEX requests_latency ON requests "
-            "(provider, upstream_model, latency_ms, ts, status, team, key_id)",
-            "CREATE INDEX requests_ttft ON requests "
-            "(provider, upstream_model, ttft_ms, ts, status, team, key_id) "
-            "WHERE ttft_ms IS NOT NULL",
-            # savings: only requests with several calls need their answering attempt
-            "CREATE INDEX requests_multi_ts ON requests (ts) WHERE calls > 1",
+            *DASHBOARD_INDEXES,
         ),
     ),
 )

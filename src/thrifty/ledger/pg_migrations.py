@@ -15,7 +15,7 @@ from psycopg.rows import TupleRow
 
 from thrifty.errors import ConfigError
 from thrifty.ledger.migrations import Migration
-from thrifty.ledger.rollups import postgres_statements
+from thrifty.ledger.rollups import DASHBOARD_INDEXES, postgres_statements
 
 # Never edit an applied migration: append a new one. Unqualified names resolve in the
 # store's schema (the connection's search_path). Money is BIGINT nano-dollars; ``ts`` is
@@ -107,14 +107,7 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
         "dashboard: daily and latency rollups kept by trigger, indexes for its row queries",
         (
             *postgres_statements(),
-            "CREATE INDEX requests_cost ON requests (cost_nano_usd)",
-            # (ts, status, team and key ride along so a window or team filter needs no row)
-            "CREATE INDEX requests_latency ON requests "
-            "(provider, upstream_model, latency_ms, ts, status, team, key_id)",
-            "CREATE INDEX requests_ttft ON requests "
-            "(provider, upstream_model, ttft_ms, ts, status, team, key_id) "
-            "WHERE ttft_ms IS NOT NULL",
-            "CREATE INDEX requests_multi_ts ON requests (ts) WHERE calls > 1",
+            *DASHBOARD_INDEXES,
         ),
     ),
 )

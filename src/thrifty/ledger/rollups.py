@@ -125,6 +125,23 @@ _ON_LATENCY = (f"ON CONFLICT ({', '.join(LATENCY_DIMS)}) DO UPDATE SET "
                "n = insights_latency.n + excluded.n")
 
 
+DASHBOARD_INDEXES: tuple[str, ...] = (
+    # the costliest requests: walk this index from the top, stop after a page
+    "CREATE INDEX requests_cost ON requests (cost_nano_usd)",
+    # exact percentiles: seek into one latency bucket of one deployment
+    # (ts, status, team and key ride along so a window or team filter needs no row)
+    "CREATE INDEX requests_latency ON requests "
+    "(provider, upstream_model, latency_ms, ts, status, team, key_id)",
+    "CREATE INDEX requests_ttft ON requests "
+    "(provider, upstream_model, ttft_ms, ts, status, team, key_id) "
+    "WHERE ttft_ms IS NOT NULL",
+    # savings: only requests with several calls need their answering attempt
+    "CREATE INDEX requests_multi_ts ON requests (ts) WHERE calls > 1",
+)
+"""The dashboard's row queries' indexes, the same SQL on SQLite and PostgreSQL (each
+dialect's migration that adds the rollups creates them)."""
+
+
 def sqlite_statements() -> tuple[str, ...]:
     """The tables and the catch-up watermark. SQLite keeps its rollups by ``catch_up``, not
     by trigger: per-row triggers cost the ledger writer ~35 us of CPU per row, four times
