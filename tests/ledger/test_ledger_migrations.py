@@ -79,3 +79,38 @@ def test_a_failing_migration_rolls_back_entirely() -> None:
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     assert "half_made" not in tables
     assert not conn.in_transaction
+
+
+# What version 7 created until the percentiles stopped seeking exact values (version 8).
+OLD_PERCENTILE_INDEXES = (
+    "CREATE INDEX requests_latency ON requests "
+    "(provider, upstream_model, latency_ms, ts, status, team, key_id)",
+    "CREATE INDEX requests_ttft ON requests "
+    "(provider, upstream_model, ttft_ms, ts, status, team, key_id) WHERE ttft_ms IS NOT NULL",
+)
+
+
+def _schema(conn: sqlite3.Connection) -> list[tuple[str, str, str | None]]:
+    return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+
+def test_a_database_migrated_before_v8_loses_the_percentile_indexes(tmp_path: Path) -> None:
+    fresh = sqlite3.connect(":memory:", isolation_level=None)
+    assert migrate(fresh, where="fresh") == 8
+    old = sqlite3.connect(tmp_path / "v7.db", isolation_level=None)
+    assert migrate(old, where="v7", migrations=SQLITE_MIGRATIONS[:7]) == 7
+    for statement in OLD_PERCENTILE_INDEXES:
+        old.execute(statement)
+    old.execute("INSERT INTO requests (request_id, ts, requested_model, status, latency_ms) "
+                "VALUES ('r1', 1.0, 'm', 200, 12.5)")
+    assert {"requests_latency", "requests_ttft"} <= {name for _, name, _ in _schema(old)}
+    old.close()
+    with SQLiteLedger(tmp_path / "v7.db") as store:  # the store migrates on open
+        assert store.schema_version == 8
+        assert store.count() == 1
+    old = sqlite3.connect(tmp_path / "v7.db")
+    names = {name for _, name, _ in _schema(old)}
+    assert not names & {"requests_latency", "requests_ttft"}
+    assert {"requests_cost", "requests_multi_ts"} <= names
+    assert _schema(old) == _schema(fresh)
+    old.close()

@@ -164,3 +164,63 @@ def test_two_processes_starting_together_migrate_once(admin: Conn, schema: str) 
         assert store.count() == 4_000
         [row] = store.spend("model", None)
         assert row.cost_nano_usd == 2 * sum(range(2_000))
+
+
+# What version 3 created until the percentiles stopped seeking exact values (version 4).
+OLD_PERCENTILE_INDEXES = (
+    "CREATE INDEX requests_latency ON requests "
+    "(provider, upstream_model, latency_ms, ts, status, team, key_id)",
+    "CREATE INDEX requests_ttft ON requests "
+    "(provider, upstream_model, ttft_ms, ts, status, team, key_id) WHERE ttft_ms IS NOT NULL",
+)
+
+
+def _indexes(admin: Conn, schema: str) -> list[tuple[str, str]]:
+    """Each index's name and definition, the schema's name blanked out."""
+    rows = admin.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s "
+                         "ORDER BY indexname", (schema,)).fetchall()
+    quoted = sql.Identifier(schema).as_string(admin)
+    return [(str(n), str(d).replace(quoted + ".", "").replace(schema + ".", ""))
+            for n, d in rows]
+
+
+def test_a_schema_migrated_before_v4_loses_the_percentile_indexes(
+    admin: Conn, conn: Conn, schema: str
+) -> None:
+    assert migrate(conn, schema, where="test", migrations=PG_MIGRATIONS[:3]) == 3
+    for statement in OLD_PERCENTILE_INDEXES:
+        conn.execute(statement)
+    conn.execute("INSERT INTO requests (request_id, ts, requested_model, status) "
+                 "VALUES ('r1', 1.0, 'm', 200)")
+    assert {"requests_latency", "requests_ttft"} <= {n for n, _ in _indexes(admin, schema)}
+    with PostgresLedger(DSN, schema=schema) as store:  # the store migrates on open
+        assert store.schema_version == 4
+        assert store.count() == 1
+    fresh = f"thrifty_test_{uuid.uuid4().hex[:12]}"
+    try:
+        PostgresLedger(DSN, schema=fresh).close()
+        migrated = _indexes(admin, schema)
+        assert not {n for n, _ in migrated} & {"requests_latency", "requests_ttft"}
+        assert {"requests_cost", "requests_multi_ts"} <= {n for n, _ in migrated}
+        assert migrated == _indexes(admin, fresh)
+    finally:
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(fresh)))
+
+
+def test_v4_drops_only_its_own_schemas_indexes(admin: Conn, schema: str) -> None:
+    """A fresh schema has no percentile index to drop; another ledger's, further down the
+    search_path, must survive."""
+    other = f"thrifty_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(other)))
+        admin.execute(sql.SQL("CREATE TABLE {}.requests (latency_ms REAL)").format(
+            sql.Identifier(other)))
+        admin.execute(sql.SQL("CREATE INDEX requests_latency ON {}.requests (latency_ms)")
+                      .format(sql.Identifier(other)))
+        with psycopg.connect(DSN, autocommit=True) as opened:
+            opened.execute(sql.SQL("SET search_path TO {}, {}").format(
+                sql.Identifier(schema), sql.Identifier(other)))
+            assert migrate(opened, schema, where="test") == PG_MIGRATIONS[-1].version
+        assert [n for n, _ in _indexes(admin, other)] == ["requests_latency"]
+    finally:
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(other)))

@@ -36,11 +36,6 @@ class Dialect:
             return f"floor({column} / {by})::bigint"
         return f"CAST({column} / {by} AS INTEGER)"
 
-    def indexed_by(self, index: str) -> str:
-        """Pin SQLite's planner to ``index`` (it otherwise prefers the time index for a
-        narrow window and scans it); PostgreSQL's cost model chooses well on its own."""
-        return "" if self.postgres else f"INDEXED BY {index}"
-
 
 class InsightsDB(Protocol):
     dialect: Dialect

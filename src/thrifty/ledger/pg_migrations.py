@@ -110,6 +110,18 @@ PG_MIGRATIONS: tuple[Migration, ...] = (
             *DASHBOARD_INDEXES,
         ),
     ),
+    Migration(
+        4,
+        "drop the percentiles' latency indexes (percentiles come from the histogram now)",
+        # Version 3 created them until DASHBOARD_INDEXES lost them: a fresh schema never has
+        # them, one migrated before does; both end the same. Qualified by the store's schema
+        # (the first on the search_path): unqualified, a schema that lacks them would drop
+        # another ledger's further down the path.
+        ("""DO $$ BEGIN
+            EXECUTE format('DROP INDEX IF EXISTS %1$I.requests_latency, %1$I.requests_ttft',
+                           current_schema());
+        END $$""",),
+    ),
 )
 
 _LOCK_CLASS = 0x7468_7266  # "thrf": the first key of the two-key advisory lock (per schema)
