@@ -13,14 +13,21 @@ from thrifty.core.request import ChatRequest
 from thrifty.errors import InvalidRequest
 from thrifty.routing.build import RANKING, ranking_policy
 from thrifty.routing.demotion import demote
-from thrifty.routing.features import extract_features
 from thrifty.routing.policy import Plan, Policy, RouteContext, RoutingOptions
 from thrifty.routing.stats import StatsView
 from thrifty.routing.table import Route, RouteTable
 
+_NO_OPTIONS = RoutingOptions()
+_OVERRIDDEN: dict[tuple[str, int], tuple[Route, Policy]] = {}
+"""(policy name, id(route)) -> (the route, kept so its id stays its own, the policy)."""
+_OVERRIDDEN_CACHED = 1024
+
 
 def options_of(req: ChatRequest) -> RoutingOptions:
     o = req.options
+    if (o.quality_floor is None and o.max_cost_usd is None and o.latency_budget_ms is None
+            and o.policy is None):
+        return _NO_OPTIONS  # most requests set none: share one (it is frozen)
     return RoutingOptions(o.quality_floor, o.max_cost_usd, o.latency_budget_ms, o.policy)
 
 
@@ -29,8 +36,14 @@ def policy_for(route: Route, routes: RouteTable, override: str | None) -> Policy
     name, or a ranking policy applied to this route's models."""
     if override is None:
         return route.policy
-    if override in RANKING:
-        return ranking_policy(override, route.targets, RouteConfig())
+    if override in RANKING:  # built once per route: a ranking policy prepares its targets
+        hit = _OVERRIDDEN.get((override, id(route)))
+        if hit is None or hit[0] is not route:
+            if len(_OVERRIDDEN) >= _OVERRIDDEN_CACHED:
+                _OVERRIDDEN.clear()
+            hit = _OVERRIDDEN[override, id(route)] = (
+                route, ranking_policy(override, route.targets, RouteConfig()))
+        return hit[1]
     if override in routes:
         return routes.policy_for(override)
     raise InvalidRequest(
@@ -51,8 +64,9 @@ def plan_request(
     route = routes.resolve(req.model)
     options = options_of(req)
     policy = policy_for(route, routes, options.policy)
-    features = extract_features(req)  # language is detected by rule sets that need it
-    ctx = RouteContext(req, features, stats, rng, clock.now(), options)
+    # Features are extracted only if the policy reads them (ranking policies read only the
+    # request's size); language is detected by rule sets that need it.
+    ctx = RouteContext(req, None, stats, rng, clock.now(), options)
     plan = policy.plan(ctx)
     return route, demote(plan, demoted) if demoted else plan
 

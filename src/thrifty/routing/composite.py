@@ -29,7 +29,7 @@ class Rules:
 
     def plan(self, ctx: RouteContext) -> Plan:
         if self.rules.needs_language and ctx.features.language is None:
-            ctx = replace(ctx, features=ctx.features.with_language())
+            ctx = ctx.with_features(ctx.features.with_language())
         match = self.rules.match(ctx.features)
         if match is None:
             raise InvalidRequest(f"no rule of route {self.route_name} matched the request and "

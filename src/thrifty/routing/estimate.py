@@ -12,7 +12,7 @@ from thrifty.routing.stats import ModelStats
 
 DEFAULT_OUTPUT_TOKENS = 300
 """Output length assumed for a model with no history and a request with no max_tokens."""
-_MILLION = 1_000_000.0
+MILLION = 1_000_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,15 +23,26 @@ class Constraints:
 
 
 def expected_output_tokens(target: Target, f: RequestFeatures, s: ModelStats) -> float:
+    return _output_tokens(target, f.max_output_tokens, s)
+
+
+def _output_tokens(target: Target, max_output_tokens: int | None, s: ModelStats) -> float:
     guess = s.output_tokens if s.output_tokens is not None else DEFAULT_OUTPUT_TOKENS
-    cap = min(f.max_output_tokens or target.info.max_output, target.info.max_output)
+    cap = min(max_output_tokens or target.info.max_output, target.info.max_output)
     return min(guess, float(cap))
 
 
 def expected_cost_usd(target: Target, f: RequestFeatures, s: ModelStats) -> float:
+    return size_cost_usd(target, f.estimated_input_tokens, f.max_output_tokens, s)
+
+
+def size_cost_usd(target: Target, input_tokens: int, max_output_tokens: int | None,
+                  s: ModelStats) -> float:
+    """``expected_cost_usd`` from the request's size alone (``RequestFeatures.size``).
+    ``policies.rank`` repeats this arithmetic with the prices read once."""
     p = target.info.price
-    out = expected_output_tokens(target, f, s)
-    return (f.estimated_input_tokens * float(p.input) + out * float(p.output)) / _MILLION
+    out = _output_tokens(target, max_output_tokens, s)
+    return (input_tokens * float(p.input) + out * float(p.output)) / MILLION
 
 
 def expected_latency_ms(s: ModelStats) -> float | None:

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from thrifty.core.request import ChatRequest
 from thrifty.providers.base import Target
-from thrifty.routing.features import RequestFeatures
+from thrifty.routing.features import (
+    RequestFeatures,
+    RequestSize,
+    extract_features,
+    request_size,
+)
 from thrifty.routing.stats import StatsView
 
 Mode = Literal["fallback", "cascade"]
@@ -107,14 +112,41 @@ class RoutingOptions:
     policy: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+_NO_OPTIONS = RoutingOptions()
+
+
 class RouteContext:
-    req: ChatRequest
-    features: RequestFeatures
-    stats: StatsView
-    rng: random.Random
-    now: float
-    options: RoutingOptions = field(default_factory=RoutingOptions)
+    """What a policy plans from: the request, its routing features, live stats, randomness
+    and time passed in (so policies stay pure), and the request's routing options.
+
+    ``features=None`` extracts them from the request when a policy first reads them:
+    ranking policies read only :meth:`size`, a fifth of that work."""
+
+    __slots__ = ("_features", "now", "options", "req", "rng", "stats")
+
+    def __init__(self, req: ChatRequest, features: RequestFeatures | None, stats: StatsView,
+                 rng: random.Random, now: float, options: RoutingOptions = _NO_OPTIONS
+                 ) -> None:
+        self.req = req
+        self._features = features
+        self.stats = stats
+        self.rng = rng
+        self.now = now
+        self.options = options
+
+    @property
+    def features(self) -> RequestFeatures:
+        if self._features is None:
+            self._features = extract_features(self.req)
+        return self._features
+
+    def size(self) -> RequestSize:
+        """``features.size()``, without extracting the features if they are not yet."""
+        f = self._features
+        return request_size(self.req) if f is None else f.size()
+
+    def with_features(self, features: RequestFeatures) -> RouteContext:
+        return RouteContext(self.req, features, self.stats, self.rng, self.now, self.options)
 
 
 class Policy(Protocol):

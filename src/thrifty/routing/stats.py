@@ -73,15 +73,20 @@ class RouterStats:
     ) -> None:
         s = self._stats.get(key, _EMPTY)
         if ok and ttft_ms is not None:
-            self._ttfts.setdefault(key, deque(maxlen=_RECENT)).append(ttft_ms)
+            recent = self._ttfts.get(key)  # not setdefault: it would build a deque per call
+            if recent is None:
+                recent = self._ttfts[key] = deque(maxlen=_RECENT)
+            recent.append(ttft_ms)
+        # Positional and with the always-set rates inlined: this runs on every attempt.
         self._stats[key] = ModelStats(
-            samples=s.samples + 1,
-            ttft_ms=_ewma(s.ttft_ms, ttft_ms) if ttft_ms is not None else s.ttft_ms,
-            latency_ms=_ewma(s.latency_ms, latency_ms) if ok else s.latency_ms,
-            output_tokens=(_ewma(s.output_tokens, output_tokens)
-                           if ok and output_tokens is not None else s.output_tokens),
-            error_rate=_ewma(s.error_rate, 0.0 if ok else 1.0),
-            parse_failure_rate=_ewma(s.parse_failure_rate, 1.0 if parse_failed else 0.0),
+            s.samples + 1,
+            _ewma(s.ttft_ms, ttft_ms) if ttft_ms is not None else s.ttft_ms,
+            _ewma(s.latency_ms, latency_ms) if ok else s.latency_ms,
+            (_ewma(s.output_tokens, output_tokens)
+             if ok and output_tokens is not None else s.output_tokens),
+            s.error_rate + _ALPHA * ((0.0 if ok else 1.0) - s.error_rate),
+            s.parse_failure_rate + _ALPHA * ((1.0 if parse_failed else 0.0)
+                                             - s.parse_failure_rate),
         )
 
     def p95_ttft_ms(self, key: str, min_samples: int = 10) -> float | None:
