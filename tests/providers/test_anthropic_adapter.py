@@ -4,6 +4,7 @@ OpenAI objects the openai SDK accepts, and error classification."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import orjson
@@ -265,8 +266,7 @@ def test_several_choices_are_refused() -> None:
 
 
 def test_drop_params_of_the_target_apply() -> None:
-    target = Target(**{**{f: getattr(TARGET, f) for f in TARGET.__slots__},
-                       "drop_params": frozenset({"temperature"})})
+    target = dataclasses.replace(TARGET, drop_params=frozenset({"temperature"}))
     assert "temperature" not in built(chat(temperature=0.5), target)
 
 
@@ -349,9 +349,8 @@ def test_reasoning_effort_becomes_a_thinking_budget_below_max_tokens(
 
 
 def test_no_thinking_for_models_that_cannot_or_mid_tool_loop() -> None:
-    plain = Target(**{**{f: getattr(TARGET, f) for f in TARGET.__slots__},
-                      "info": ModelInfo("anthropic", "claude-3-5-haiku", Price.of(1, 5),
-                                        200_000, 8192, frozenset({"tools"}))})
+    plain = dataclasses.replace(TARGET, info=ModelInfo(
+        "anthropic", "claude-3-5-haiku", Price.of(1, 5), 200_000, 8192, frozenset({"tools"})))
     assert "thinking" not in built(chat(reasoning_effort="high"), plain)
     in_loop = chat(TOOL_CONVERSATION[:4], reasoning_effort="high", tools=[WEATHER_TOOL])
     assert "thinking" not in built(in_loop)

@@ -4,6 +4,7 @@ OpenAI objects the openai SDK accepts, and Google RPC error classification."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 import orjson
@@ -76,7 +77,7 @@ def built(req: ChatRequest, target: Target = TARGET) -> dict[str, Any]:
 
 
 def with_info(info: ModelInfo) -> Target:
-    return Target(**{**{f: getattr(TARGET, f) for f in TARGET.__slots__}, "info": info})
+    return dataclasses.replace(TARGET, info=info)
 
 
 # ---- request --------------------------------------------------------------------------------
@@ -96,8 +97,7 @@ def test_urls_and_key_header() -> None:
     streamed = ADAPTER.build_request(chat(), TARGET, stream=True)
     assert streamed.url.endswith("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
     assert orjson.loads(streamed.body) == orjson.loads(up.body)  # the body does not change
-    tuned = Target(**{**{f: getattr(TARGET, f) for f in TARGET.__slots__},
-                      "upstream_model": "tunedModels/mine"})
+    tuned = dataclasses.replace(TARGET, upstream_model="tunedModels/mine")
     assert "/v1beta/tunedModels/mine:generateContent" in ADAPTER.build_request(
         chat(), tuned, stream=False).url
 

@@ -7,6 +7,7 @@ never silently priced at $0."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -45,9 +46,28 @@ class Outcome:
     """The limits the request holds a reservation in (settled when it ends)."""
     budget_warnings: list[str] = field(default_factory=list)
     """Soft limits the request crossed (a response header and the ledger trace say so)."""
-    answer: Answer | None = None
-    """What the client was answered (text, finish reason, tool calls) when it succeeded;
-    a streamed answer's text only (its tool calls are not assembled). For observers."""
+    _answer: Answer | None = field(default=None, init=False, repr=False)
+    _answered: tuple[str, Mapping[str, Any]] | None = field(default=None, init=False,
+                                                            repr=False)
+    """(model, completion body) of an answer not read yet (``answer`` parses it)."""
+
+    @property
+    def answer(self) -> Answer | None:
+        """What the client was answered (text, finish reason, tool calls) when it
+        succeeded; a streamed answer's text only (its tool calls are not assembled). For
+        observers, which sample it: a completion body is read only when one asks."""
+        if self._answer is None and self._answered is not None:
+            self._answer = Answer.from_completion(*self._answered)
+            self._answered = None
+        return self._answer
+
+    @answer.setter
+    def answer(self, answer: Answer | None) -> None:
+        self._answer, self._answered = answer, None
+
+    def answered(self, model: str, body: Mapping[str, Any]) -> None:
+        """The answer is this completion body's (read when ``answer`` is first asked for)."""
+        self._answer, self._answered = None, (model, body)
 
     @property
     def target(self) -> Target | None:
@@ -61,18 +81,26 @@ class Outcome:
 
     @property
     def usage_estimated(self) -> bool:
-        return any(c.usage_estimated for c in self.calls)
+        calls = self.calls
+        if len(calls) == 1:  # the common case, read several times per request
+            return calls[0].usage_estimated
+        return any(c.usage_estimated for c in calls)
 
     @property
     def cost(self) -> Decimal:
-        return sum((c.cost for c in self.calls), Decimal(0))
+        calls = self.calls
+        if len(calls) == 1:
+            return calls[0].cost
+        return sum((c.cost for c in calls), Decimal(0))
 
 
 def ledger_entry(o: Outcome) -> LedgerEntry:
     usage = o.usage
     u = usage or _NO_USAGE
     t = o.target
-    attempts = tuple(_attempt_row(i, c) for i, c in enumerate(o.calls))
+    calls = o.calls
+    attempts = ((_attempt_row(0, calls[0]),) if len(calls) == 1
+                else tuple(_attempt_row(i, c) for i, c in enumerate(calls)))
     return LedgerEntry(
         request_id=o.req.request_id,
         ts=o.started,
@@ -98,7 +126,7 @@ def ledger_entry(o: Outcome) -> LedgerEntry:
         route=o.route,
         usage_known=usage is not None and not o.usage_estimated,
         trace=_trace_json(o),
-        calls=len(o.calls),
+        calls=len(calls),
         attempts=attempts,
     )
 
@@ -114,13 +142,13 @@ def _trace_json(o: Outcome) -> str | None:
 
 def _attempt_row(n: int, c: Call) -> AttemptRow:
     u = c.usage or _NO_USAGE
+    t = c.target
+    # positional, in AttemptRow's field order: a row per call, keywords cost more
     return AttemptRow(
-        n=n, tier=c.tier, provider=c.target.provider, upstream_model=c.target.upstream_model,
-        status=c.status, error_type=c.error_code, input_tokens=u.input_tokens,
-        cached_input_tokens=u.cached_input_tokens, cache_write_tokens=u.cache_write_tokens,
-        output_tokens=u.output_tokens, reasoning_tokens=u.reasoning_tokens,
-        cost_nano_usd=to_nano_usd(c.cost), latency_ms=round(c.latency_ms, 3),
-        verdict=c.verdict, usage_known=c.usage is not None and not c.usage_estimated)
+        n, c.tier, t.provider, t.upstream_model, c.status, c.error_code, u.input_tokens,
+        u.cached_input_tokens, u.cache_write_tokens, u.output_tokens, u.reasoning_tokens,
+        to_nano_usd(c.cost), round(c.latency_ms, 3), c.verdict,
+        c.usage is not None and not c.usage_estimated)
 
 
 def cost_extension(o: Outcome) -> dict[str, Any]:

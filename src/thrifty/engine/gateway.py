@@ -51,7 +51,6 @@ from thrifty.ledger.writer import LedgerWriter
 from thrifty.limits.rules import LimitRule
 from thrifty.providers.base import Target
 from thrifty.providers.transport import Deadlines, Transport
-from thrifty.routing.answer import Answer
 from thrifty.routing.policy import Plan
 from thrifty.routing.stats import ModelStats, RouterStats
 
@@ -195,7 +194,7 @@ class Gateway:
         outcome.latency_ms = (self.clock.monotonic() - t0) * 1000
         outcome.ttft_ms = outcome.latency_ms
         body = completion.body
-        outcome.answer = Answer.from_completion(call.target.model, body)
+        outcome.answered(call.target.model, body)
         ext = body["thrifty"] = cost_extension(outcome)
         self.record(outcome)
         return GatewayReply(outcome, orjson.dumps(body), ext["cost_usd"])
@@ -337,8 +336,10 @@ class Gateway:
         """What is left of the request's deadline, as a timeout around one attempt. None
         when the transport's own total deadline, just started and of the same length,
         already enforces it (an attempt starting within a millisecond of the request)."""
+        if budget_s is None:
+            return _NO_DEADLINE
         total = outcome.req.options.timeout_s or self.deadlines.total_s
-        if budget_s is None or budget_s >= total - _DEADLINE_SLACK_S:
+        if budget_s >= total - _DEADLINE_SLACK_S:
             return _NO_DEADLINE
         return asyncio.timeout(budget_s)
 

@@ -88,6 +88,7 @@ class Resilience:
         # The providers' own rate-limit counters, as their latest response headers told
         # this worker (the headers are the provider's global truth, so no sharing needed).
         self._headroom: dict[str, Headroom] = {}
+        self._hedged_routes = any(r.hedge for r in gw.routes.routes())
 
     async def run(self, model: str, targets: Sequence[Target], tier: int, outcome: Outcome,
                   fn: Attempt[T], *, streaming: bool = False) -> tuple[T, Call]:
@@ -178,6 +179,8 @@ class Resilience:
         if len(targets) < 2:
             return None
         fixed = self._cfg.hedge_after_ms
+        if fixed is None and not self._hedged_routes:  # nothing hedges: the usual case
+            return None
         route = self._gw.routes.resolve(model) if model in self._gw.routes else None
         if route is not None and route.hedge:
             p95 = self._gw.stats.p95_ttft_ms(targets[0].key)

@@ -65,11 +65,14 @@ class Target:
     weight: float = 1.0
     """Share of traffic among the deployments of one logical model."""
 
-    @property
-    def key(self) -> str:
-        """The deployment's identity for health and stats: ``provider/upstream_model``
-        (``provider/deployment`` for Azure deployments)."""
-        return f"{self.provider}/{self.deployment or self.upstream_model}"
+    key: str = field(init=False, repr=False, compare=False)
+    """The deployment's identity for health and stats: ``provider/upstream_model``
+    (``provider/deployment`` for Azure deployments). Computed once: every attempt reads it
+    several times (stats, health, metrics, drift)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key",
+                           f"{self.provider}/{self.deployment or self.upstream_model}")
 
 
 @dataclass(frozen=True, slots=True)

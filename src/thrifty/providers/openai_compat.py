@@ -20,6 +20,7 @@ from thrifty.providers.base import Target, UpstreamRequest, auth_headers
 from thrifty.providers.upstream_errors import classify, error_fields
 
 _STREAM_USAGE = {"include_usage": True}
+_ADDRESSES_KEPT = 4096
 
 
 def map_params(body: dict[str, Any], target: Target, *, stream: bool) -> dict[str, Any]:
@@ -106,9 +107,19 @@ class OpenAIStreamDecoder:
 class OpenAIAdapter:
     wire = "openai"
 
+    def __init__(self) -> None:
+        # id(target) -> (target, url, headers): both are fixed per deployment, so they are
+        # built once, not per request; the target is kept so its id cannot be reused.
+        self._addresses: dict[int, tuple[Target, str, Mapping[str, str]]] = {}
+
     def build_request(self, req: ChatRequest, target: Target, *, stream: bool) -> UpstreamRequest:
         body = map_params(req.body, target, stream=stream)
-        return UpstreamRequest(chat_url(target), auth_headers(target), orjson.dumps(body))
+        hit = self._addresses.get(id(target))
+        if hit is None or hit[0] is not target:
+            if len(self._addresses) >= _ADDRESSES_KEPT:
+                self._addresses.clear()
+            hit = self._addresses[id(target)] = (target, chat_url(target), auth_headers(target))
+        return UpstreamRequest(hit[1], hit[2], orjson.dumps(body))
 
     def parse_response(self, body: bytes, req: ChatRequest, target: Target) -> Completion:
         try:

@@ -63,10 +63,14 @@ class UpstreamStream:
         self._resp.close()
 
 
+_TIMEOUTS_KEPT = 1024
+
+
 class Transport:
     def __init__(self, *, limit: int = 0) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[Deadlines, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -91,14 +95,18 @@ class Transport:
     async def open(
         self, up: UpstreamRequest, deadlines: Deadlines, provider: str
     ) -> UpstreamStream:
-        timeout = aiohttp.ClientTimeout(
-            total=deadlines.total_s,
-            sock_connect=deadlines.connect_s,
-            sock_read=deadlines.first_byte_s,
-        )
+        timeout = self._timeouts.get(deadlines)
+        if timeout is None:  # requests share a few deadline sets: one object each
+            if len(self._timeouts) >= _TIMEOUTS_KEPT:
+                self._timeouts.clear()
+            timeout = self._timeouts[deadlines] = aiohttp.ClientTimeout(
+                total=deadlines.total_s,
+                sock_connect=deadlines.connect_s,
+                sock_read=deadlines.first_byte_s,
+            )
         try:
             resp = await self._get_session().post(
-                up.url, data=up.body, headers=dict(up.headers), timeout=timeout
+                up.url, data=up.body, headers=up.headers, timeout=timeout
             )
         except BaseException as exc:
             raise _map_exception(exc, provider) from exc

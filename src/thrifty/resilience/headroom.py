@@ -27,6 +27,11 @@ UNKNOWN_RESET_S = 1.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_S = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _TOKEN_DIMENSIONS = ("tokens", "input-tokens", "output-tokens")
+_ANY_OF = ("x-ratelimit-remaining-requests", "x-ratelimit-remaining-tokens",
+           "anthropic-ratelimit-requests-remaining",
+           *(f"anthropic-ratelimit-{d}-remaining" for d in _TOKEN_DIMENSIONS),
+           "retry-after-ms", "retry-after")
+"""Without one of these headers a response says nothing about headroom."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,8 @@ def should_avoid(headroom: Headroom | None, now: float, est_tokens: int) -> bool
 def parse_headroom(headers: Mapping[str, str], now: float) -> Headroom | None:
     """The headroom the headers describe, or ``None`` when they carry no rate-limit
     information. ``headers`` must have lowercase names or be case-insensitive (aiohttp's)."""
+    if not any(name in headers for name in _ANY_OF):  # most responses: a few lookups
+        return None
     requests, reset_at = _openai(headers, "requests", now)
     if requests is None:
         requests, reset_at = _anthropic(headers, "requests")

@@ -301,9 +301,9 @@ def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest:
     if "messages" not in body:
         raise InvalidRequest("'messages' is required", param="messages",
                              code="missing_required")
-    for name, check in _FIELDS.items():
-        value = body.get(name)
-        if value is not None:
+    for name, value in body.items():  # a body names a few of the checked fields
+        check = _FIELDS.get(name)
+        if check is not None and value is not None:
             check(value, name)
     ext = body.pop("thrifty", None)
     options = parse_options(ext) if ext is not None else RequestOptions()
