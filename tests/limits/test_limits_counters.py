@@ -146,6 +146,21 @@ async def test_old_windows_and_expired_reservations_are_forgotten(
     getattr(counters, "close", lambda: None)()
 
 
+async def test_a_late_settle_lands_even_after_its_window_was_forgotten(
+    kind: str, tmp_path: Path
+) -> None:
+    """A reservation taken mid-window outlives its window's retention as a tombstone: its
+    late settle still lands in that window, which comes back."""
+    counters = _make(kind, tmp_path, ttl_s=60.0, retain_s=3_600.0)
+    await counters.reserve("slow", [(RPM, 1)], T0 + 30)  # expires at T0 + 90
+    await counters.reserve("tick", [(RPM, 1)], T0 + 3_670)  # the minute at T0 is forgotten
+    assert await counters.usage([RPM], T0) == [(RPM, 0, 0)]
+    await counters.settle("slow", {RPM.id: 1})  # the tombstone lives until T0 + 3_690
+    assert await counters.usage([RPM], T0) == [(RPM, 1, 0)]
+    assert await counters.usage([RPM], T0 + 3_670) == [(RPM, 0, 1)]
+    getattr(counters, "close", lambda: None)()
+
+
 async def test_concurrent_reservations_never_overbook(counters: Any) -> None:
     budget = Limit("usd", "hour", "global", None, 5_000)
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from thrifty.core.estimate import max_prompt_tokens
 from thrifty.core.usage import Usage
-from thrifty.limits.decide import actual_for, decide, merge_wants, settle_amount, wants_for
+from thrifty.limits.decide import (
+    MergedWants,
+    actual_for,
+    decide,
+    merge_wants,
+    settle_amount,
+    wants_for,
+)
 from thrifty.limits.model import Hold, Limit, Refusal
 
 NOW = 1_714_564_800.0 + 90.0  # 2024-05-01T12:01:30Z
@@ -20,6 +28,29 @@ def test_wants_for_takes_the_worst_case_of_each_resource() -> None:
     assert wants_for(ALL, 900, 1_000, 25_000) == [
         (RPM, 1), (TPD_IN, 900), (OUT, 1_000), (USD, 25_000)
     ]
+
+
+def test_wants_for_distinct_ids_skip_the_merge_but_not_its_checks() -> None:
+    wants = wants_for(ALL, 900, 1_000, 25_000, distinct_ids=True)
+    assert type(wants) is MergedWants and merge_wants(wants) is wants
+    assert wants == [(RPM, 1), (TPD_IN, 900), (OUT, 1_000), (USD, 25_000)]
+    # A negative amount (say a body's max_tokens of -5) still goes through the merge's check.
+    negative = wants_for(ALL, 900, -5, 25_000, distinct_ids=True)
+    assert type(negative) is not MergedWants
+    with pytest.raises(ValueError, match="< 0"):
+        merge_wants(negative)
+    # Without the promise, the same limit twice is still summed.
+    assert merge_wants(wants_for([OUT, OUT], 0, 7, 0)) == [(OUT, 14)]
+
+
+def test_the_prompt_bound_counts_utf8_bytes() -> None:
+    """ASCII prompts skip the encoding (one byte a character); others are encoded."""
+    for text in ("plain ascii", "naïve café ☕", "", "日本語" * 100):
+        parts = [{"type": "text", "text": text}, {"type": "image_url"}]
+        body = {"messages": [{"role": "user", "content": text},
+                             {"role": "user", "content": parts}]}
+        assert max_prompt_tokens(body) == 8 + len(text.encode()) + 8 + len(
+            text.encode()) + 2_000
 
 
 def test_actual_for_reports_real_use_by_limit_id() -> None:

@@ -50,3 +50,17 @@ def test_every_moment_lies_in_exactly_one_window(window: Window, now: float) -> 
     # The window is the same seen from any moment inside it, and the next one starts at end.
     assert window_bounds(window, start) == (start, end)
     assert window_bounds(window, end)[0] == end
+
+
+def test_month_bounds_stay_right_when_moments_jump_between_months() -> None:
+    """The month's bounds are reused while moments stay inside it: jumping back and forth
+    across a month end (and a year end) must never return a neighbour's bounds."""
+    jan = (_ts(2024, 1, 1), _ts(2024, 2, 1))
+    feb = (_ts(2024, 2, 1), _ts(2024, 3, 1))
+    dec = (_ts(2023, 12, 1), _ts(2024, 1, 1))
+    for now, bounds in [
+        (_ts(2024, 1, 31, 23, 59, 59) + 0.5, jan), (_ts(2024, 2, 1), feb),
+        (_ts(2024, 1, 15), jan), (_ts(2024, 1, 1) - 0.25, dec), (_ts(2024, 2, 29, 23), feb),
+        (_ts(2024, 1, 1), jan),
+    ]:
+        assert window_bounds("month", now) == bounds

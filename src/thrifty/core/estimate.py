@@ -54,11 +54,11 @@ def max_prompt_tokens(body: dict[str, Any]) -> int:
         total += _BOUND_PER_MESSAGE
         content = msg.get("content") if isinstance(msg, dict) else None
         if isinstance(content, str):
-            total += len(content.encode())
+            total += _utf8_len(content)
         elif isinstance(content, list):
             for part in content:
                 if isinstance(part, dict) and part.get("type") == "text":
-                    total += len(str(part.get("text", "")).encode())
+                    total += _utf8_len(str(part.get("text", "")))
                 else:
                     total += _BOUND_PER_IMAGE
         calls = msg.get("tool_calls") if isinstance(msg, dict) else None
@@ -67,3 +67,9 @@ def max_prompt_tokens(body: dict[str, Any]) -> int:
     if body.get("tools"):
         total += len(str(body["tools"]).encode())
     return total
+
+
+def _utf8_len(text: str) -> int:
+    """``len(text.encode())`` without copying the prompt: ASCII (the usual case, and O(1) to
+    tell) is one byte a character."""
+    return len(text) if text.isascii() else len(text.encode())

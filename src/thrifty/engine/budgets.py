@@ -19,7 +19,7 @@ from thrifty.core.estimate import max_prompt_tokens
 from thrifty.core.usage import Usage
 from thrifty.errors import BudgetExceeded, LimitsUnavailable, RateLimited
 from thrifty.limits.decide import actual_for, wants_for
-from thrifty.limits.model import Counters, Limit, Refusal
+from thrifty.limits.model import Counters, Limit, Refusal, ReserveResult
 from thrifty.limits.rules import LimitRule, RequestScope, applicable, parse_rules
 from thrifty.pricing.cost import from_nano_usd
 from thrifty.pricing.price import Price
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("thrifty.limits")
 _SCOPES_CACHED = 4096
 """Distinct (key, team, model, provider, tags) whose matching limits are kept."""
+_NO_USAGE = Usage()  # frozen: shared rather than built per settle
 
 
 def open_counters(cfg: LimitsConfig, ttl_s: float) -> Counters:
@@ -64,9 +65,14 @@ def max_cost_nano(plan: Plan, input_tokens: int, max_output: int | None) -> int:
     """The most the plan can spend: a cascade may call every tier; a fallback chain bills
     only the attempt that answers (failed attempts are not billed), but a hedge may bill
     two, so the two priciest count."""
-    costs = [_nano_cost(t.info.price, input_tokens,
-                        min(max_output or t.info.max_output, t.info.max_output))
-             for tier in plan.tiers for t in tier.targets]
+    costs = []
+    for tier in plan.tiers:
+        for target in tier.targets:
+            info = target.info
+            cap = info.max_output
+            # min(max_output or cap, cap) without min(): builtins parse keywords slowly
+            out = max_output if max_output and max_output < cap else cap
+            costs.append(_nano_cost(info.price, input_tokens, out))
     if plan.mode == "cascade" or len(costs) <= 2:
         return sum(costs)
     return sum(sorted(costs, reverse=True)[:2])
@@ -105,34 +111,41 @@ class Budgets:
         self.counters: Counters | None = open_counters(cfg, self._ttl) if cfg.rules else None
         self._clock = clock
         self._settling: set[asyncio.Task[None]] = set()
-        self._by_scope: dict[tuple[object, ...], tuple[Limit, ...]] = {}
+        # scope -> its matching limits, and whether their ids are distinct (no merging)
+        self._by_scope: dict[tuple[object, ...], tuple[tuple[Limit, ...], bool]] = {}
 
     def limits_for(self, outcome: Outcome, plan: Plan,
                    extra: Sequence[LimitRule] = ()) -> list[Limit]:
+        return list(self._limits(outcome, plan, extra)[0])
+
+    def _limits(self, outcome: Outcome, plan: Plan,
+                extra: Sequence[LimitRule]) -> tuple[Sequence[Limit], bool]:
+        """The request's limits, and whether their ids are known to be distinct."""
         if not self.rules and not extra:
-            return []
+            return (), True
         req = outcome.req
         provider = plan.tiers[0].targets[0].provider
         tags = req.options.tags
         if extra:  # a key's or a team's own budgets: not cached
             return applicable((*self.rules, *extra), RequestScope(
                 key_id=req.key_id, team=req.team, model=req.model, provider=provider,
-                tags=tags))
+                tags=tags)), False
         # A plain tuple: building and hashing a RequestScope per request costs more.
         key = (req.key_id, req.team, req.model, provider, tags)
-        limits = self._by_scope.get(key)
-        if limits is None:  # the config's rules are fixed: match them once per scope
+        hit = self._by_scope.get(key)
+        if hit is None:  # the config's rules are fixed: match them once per scope
             if len(self._by_scope) >= _SCOPES_CACHED:
                 self._by_scope.clear()
             scope = RequestScope(key_id=req.key_id, team=req.team, model=req.model,
                                  provider=provider, tags=tags)
-            limits = self._by_scope[key] = tuple(applicable(self.rules, scope))
-        return list(limits)
+            limits = tuple(applicable(self.rules, scope))
+            hit = self._by_scope[key] = (limits, len({lim.id for lim in limits}) == len(limits))
+        return hit
 
     async def reserve(self, outcome: Outcome, plan: Plan,
                       extra: Sequence[LimitRule] = ()) -> None:
         """Hold room in every applicable limit, or refuse the request (429)."""
-        limits = self.limits_for(outcome, plan, extra)
+        limits, distinct = self._limits(outcome, plan, extra)
         if not limits:
             return
         counters = self.counters
@@ -140,10 +153,16 @@ class Budgets:
             self.counters = counters = open_counters(self._cfg, self._ttl)
         req = outcome.req
         tokens = max_prompt_tokens(req.body)  # an upper bound: settling can only lower it
-        wants = wants_for(limits, tokens, req.max_output_tokens or 0,
-                          max_cost_nano(plan, tokens, req.max_output_tokens))
+        max_output = req.max_output_tokens  # a property reading the body: read it once
+        wants = wants_for(limits, tokens, max_output or 0,
+                          max_cost_nano(plan, tokens, max_output), distinct_ids=distinct)
+        result: ReserveResult
         try:
-            result = await counters.reserve(req.request_id, wants, self._clock.now())
+            nowait = getattr(counters, "reserve_nowait", None)
+            if nowait is not None:  # in-process counters: no coroutine to run
+                result = nowait(req.request_id, wants, self._clock.now())
+            else:
+                result = await counters.reserve(req.request_id, wants, self._clock.now())
         except _store_errors() as exc:  # fail closed, but cleanly
             log.error("budget counters unavailable: %s", type(exc).__name__)
             raise LimitsUnavailable("the budget counters are unavailable; retry shortly",
@@ -151,8 +170,9 @@ class Budgets:
         if not result.ok:
             assert result.refusal is not None
             raise refusal_error(result.refusal)
-        outcome.limits = limits
-        outcome.budget_warnings = [w.id for w in result.warnings]
+        outcome.limits = list(limits)
+        warnings = result.warnings  # usually none: skip building an empty list comprehension
+        outcome.budget_warnings = [w.id for w in warnings] if warnings else []
 
     async def downgrade(self, outcome: Outcome, plan: Plan,
                         extra: Sequence[LimitRule] = ()) -> Plan:
@@ -174,7 +194,7 @@ class Budgets:
         """Called once per request when it ends (from the ledger hand-off, which is sync)."""
         if not outcome.limits or self.counters is None:
             return
-        actual = actual_for(outcome.limits, outcome.usage or Usage(), cost_nano)
+        actual = actual_for(outcome.limits, outcome.usage or _NO_USAGE, cost_nano)
         nowait = getattr(self.counters, "settle_nowait", None)
         if nowait is not None:  # in-process counters: no task to schedule
             try:

@@ -13,18 +13,29 @@ from thrifty.core.usage import Usage
 from thrifty.limits.model import Hold, Limit, Refusal, ReserveResult, Resource, window_bounds
 
 
+class MergedWants(list[tuple[Limit, int]]):
+    """Wants known to be merged already (one per limit id, no amount below 0), which
+    ``merge_wants`` passes through as they are: the gateway knows its limits' ids are
+    distinct once per cached scope, and merging again costs every request."""
+
+
 def wants_for(
-    limits: Sequence[Limit], est_input_tokens: int, max_output_tokens: int, max_cost_nano: int
+    limits: Sequence[Limit], est_input_tokens: int, max_output_tokens: int, max_cost_nano: int,
+    *, distinct_ids: bool = False,
 ) -> list[tuple[Limit, int]]:
     """The most a request can take from each limit before it runs: one request, its estimated
-    prompt, its maximum output, and the cost of all of that at the priciest candidate model."""
+    prompt, its maximum output, and the cost of all of that at the priciest candidate model.
+    ``distinct_ids``: no two ``limits`` share an id, so the wants need no merging."""
     per_resource: dict[Resource, int] = {
         "requests": 1,
         "input_tokens": est_input_tokens,
         "output_tokens": max_output_tokens,
         "usd": max_cost_nano,
     }
-    return [(limit, per_resource[limit.resource]) for limit in limits]
+    wants = [(limit, per_resource[limit.resource]) for limit in limits]
+    if distinct_ids and est_input_tokens >= 0 and max_output_tokens >= 0 and max_cost_nano >= 0:
+        return MergedWants(wants)
+    return wants  # merge_wants checks (and refuses) a negative amount
 
 
 def actual_for(limits: Sequence[Limit], usage: Usage, cost_nano: int) -> dict[str, int]:
@@ -42,6 +53,8 @@ def merge_wants(wants: Sequence[tuple[Limit, int]]) -> list[tuple[Limit, int]]:
     """One entry per limit id, in first-seen order; the same limit wanted twice is summed.
     Raises ``ValueError`` on a negative amount or on two different limits sharing an id
     (they would share one counter)."""
+    if type(wants) is MergedWants:
+        return wants
     merged: dict[str, tuple[Limit, int]] = {}
     for limit, amount in wants:
         if amount < 0:
@@ -79,16 +92,16 @@ def decide(
         window = bounds.get(limit.window)
         if window is None:
             window = bounds[limit.window] = window_bounds(limit.window, now)
-        start, end = window
         taken = used.get(limit.id, 0)
         if taken + amount > limit.amount:
-            retry = None if limit.window == "total" else end - now
+            retry = None if limit.window == "total" else window[1] - now
             refusal = Refusal(limit=limit, used=taken, requested=amount, retry_after_s=retry)
-            return ReserveResult(ok=False, holds=(), refusal=refusal, warnings=())
-        holds.append(Hold(limit=limit, amount=amount, window_start=start))
-        if crosses_soft(limit, taken + amount):
+            return ReserveResult(False, (), refusal, ())
+        holds.append(Hold(limit, amount, window[0]))
+        # most limits have no soft ratio: skip the call for them
+        if limit.soft_above is not None and crosses_soft(limit, taken + amount):
             warnings.append(limit)
-    return ReserveResult(ok=True, holds=tuple(holds), refusal=None, warnings=tuple(warnings))
+    return ReserveResult(True, tuple(holds), None, tuple(warnings))
 
 
 def crosses_soft(limit: Limit, total: int) -> bool:

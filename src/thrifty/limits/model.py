@@ -64,18 +64,34 @@ def window_bounds(window: Window, now: float) -> tuple[float, float]:
     if window == "total":
         return 0.0, math.inf
     if window == "month":
-        # Whole seconds: fromtimestamp rounds to microseconds, which could carry a moment
-        # just before midnight into the next month. Month starts are whole seconds anyway.
-        moment = datetime.fromtimestamp(math.floor(now), UTC)
-        first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        year, month = (first.year + 1, 1) if first.month == 12 else (first.year, first.month + 1)
-        return first.timestamp(), first.replace(year=year, month=month).timestamp()
+        global _month  # a cache of a pure result
+        month = _month  # read once: another thread may replace it meanwhile
+        if not month[0] <= now < month[1]:  # calendar arithmetic costs ~2 us: once a month
+            month = _month = _month_bounds(now)
+        return month
     size = _FIXED_WINDOW_S[window]
     start = (now // size) * size
     return start, start + size
 
 
-@dataclass(frozen=True, slots=True)
+_month: tuple[float, float] = (math.inf, math.inf)
+"""The last month ``window_bounds`` computed: a pure result, reused while ``now`` is in it."""
+
+
+def _month_bounds(now: float) -> tuple[float, float]:
+    # Whole seconds: fromtimestamp rounds to microseconds, which could carry a moment
+    # just before midnight into the next month. Month starts are whole seconds anyway.
+    moment = datetime.fromtimestamp(math.floor(now), UTC)
+    first = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    year, month = (first.year + 1, 1) if first.month == 12 else (first.year, first.month + 1)
+    return first.timestamp(), first.replace(year=year, month=month).timestamp()
+
+
+# Hold and ReserveResult are built several times per request: not frozen, because a frozen
+# dataclass's __init__ (object.__setattr__ per field) costs three times as much. Nothing
+# changes them after decide builds them; treat them as values. (A NamedTuple builds faster
+# than frozen but reads its fields slower than slots.)
+@dataclass(slots=True)
 class Hold:
     """One limit's share of a reservation."""
 
@@ -95,7 +111,7 @@ class Refusal:
     """Window end - now for rate limits; ``None`` for ``total``, which never resets."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReserveResult:
     ok: bool
     holds: tuple[Hold, ...]
