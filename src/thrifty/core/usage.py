@@ -49,14 +49,12 @@ def usage_from_openai(obj: Any) -> Usage | None:
         return None
     prompt = obj.get("prompt_tokens_details")
     completion = obj.get("completion_tokens_details")
-    prompt = prompt if isinstance(prompt, dict) else {}
-    completion = completion if isinstance(completion, dict) else {}
+    cached = cache_write = reasoning = 0
+    if isinstance(prompt, dict):  # absent from many vendors' usage: skip the lookups
+        cached = _int(prompt.get("cached_tokens"))
+        cache_write = _int(prompt.get("cache_write_tokens"))
+    if isinstance(completion, dict):
+        reasoning = _int(completion.get("reasoning_tokens"))
     # DeepSeek reports cache hits in prompt_cache_hit_tokens instead of the details block.
-    cached = _int(prompt.get("cached_tokens")) or _int(obj.get("prompt_cache_hit_tokens"))
-    return Usage(
-        input_tokens=_int(obj.get("prompt_tokens")),
-        output_tokens=_int(obj.get("completion_tokens")),
-        cached_input_tokens=cached,
-        cache_write_tokens=_int(prompt.get("cache_write_tokens")),
-        reasoning_tokens=_int(completion.get("reasoning_tokens")),
-    )
+    return Usage(_int(obj.get("prompt_tokens")), _int(obj.get("completion_tokens")),
+                 cached or _int(obj.get("prompt_cache_hit_tokens")), cache_write, reasoning)

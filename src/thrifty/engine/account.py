@@ -19,7 +19,7 @@ from thrifty.core.usage import Usage
 from thrifty.engine.calls import Call, Trace, total_usage
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
 from thrifty.limits.model import Limit
-from thrifty.pricing.cost import format_usd, to_nano_usd
+from thrifty.pricing.cost import format_usd
 from thrifty.providers.base import Target
 from thrifty.routing.answer import Answer
 
@@ -147,7 +147,7 @@ def _attempt_row(n: int, c: Call) -> AttemptRow:
     return AttemptRow(
         n, c.tier, t.provider, t.upstream_model, c.status, c.error_code, u.input_tokens,
         u.cached_input_tokens, u.cache_write_tokens, u.output_tokens, u.reasoning_tokens,
-        to_nano_usd(c.cost), round(c.latency_ms, 3), c.verdict,
+        c.cost_nano_usd, round(c.latency_ms, 3), c.verdict,
         c.usage is not None and not c.usage_estimated)
 
 
@@ -158,7 +158,7 @@ def cost_extension(o: Outcome) -> dict[str, Any]:
         "request_id": o.req.request_id,
         "provider": t.provider if t else None,
         "model": t.upstream_model if t else None,
-        "cost_usd": format_usd(o.cost),
+        "cost_usd": o.calls[0].cost_usd if len(o.calls) == 1 else format_usd(o.cost),
         "route": o.route,
     }
     if len(o.calls) > 1:  # fallbacks or cascade tiers: what all of them billed together

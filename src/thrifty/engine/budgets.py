@@ -107,6 +107,8 @@ class Budgets:
     def __init__(self, cfg: LimitsConfig, clock: Clock, request_timeout_s: float) -> None:
         self.rules: tuple[LimitRule, ...] = parse_rules(cfg.rules, where="limits.rules")
         self._cfg = cfg
+        self.downgrade_at = cfg.downgrade_at
+        """Share of a USD budget past which plans are made cheaper (None: never)."""
         self._ttl = request_timeout_s + 60.0
         self.counters: Counters | None = open_counters(cfg, self._ttl) if cfg.rules else None
         self._clock = clock
@@ -177,7 +179,7 @@ class Budgets:
     async def downgrade(self, outcome: Outcome, plan: Plan,
                         extra: Sequence[LimitRule] = ()) -> Plan:
         """The cheaper plan when a USD budget of this request is nearly spent."""
-        threshold = self._cfg.downgrade_at
+        threshold = self.downgrade_at
         if threshold is None or self.counters is None:
             return plan
         usd = [lim for lim in self.limits_for(outcome, plan, extra) if lim.resource == "usd"]

@@ -8,10 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 from thrifty.core.usage import Usage
-from thrifty.pricing.cost import compute_cost, format_usd
+from thrifty.pricing.cost import compute_cost, format_usd, to_nano_usd
 from thrifty.providers.base import Target
 
 _ZERO = Decimal(0)
+_ZERO_USD = format_usd(_ZERO)
 
 
 @dataclass(slots=True)
@@ -32,25 +33,43 @@ class Call:
     """ms from the call's start to its answer (JSON) or first token (stream); None if it
     failed. ``latency_ms`` of a relayed stream is later stretched to the stream's end."""
 
-    _priced: tuple[Usage, Decimal] | None = field(default=None, init=False, repr=False,
-                                                  compare=False)
-    """``cost`` for the usage it was computed from: the response, the ledger row, the trace
-    and the metrics all read it (Decimal arithmetic, once per usage)."""
+    _priced: tuple[Usage, Decimal, int, str] | None = field(default=None, init=False,
+                                                            repr=False, compare=False)
+    """The cost of the usage it was computed from, as Decimal, nano-USD and text: the
+    response, the ledger row, the trace and the metrics all read it (Decimal arithmetic,
+    once per usage)."""
+
+    def _price(self) -> tuple[Usage, Decimal, int, str] | None:
+        usage = self.usage
+        if usage is None:
+            return None
+        priced = self._priced
+        if priced is None or priced[0] is not usage:
+            cost = compute_cost(usage, self.target.info.price)
+            priced = self._priced = (usage, cost, to_nano_usd(cost), format_usd(cost))
+        return priced
 
     @property
     def cost(self) -> Decimal:
-        usage = self.usage
-        if usage is None:
-            return _ZERO
-        priced = self._priced
-        if priced is None or priced[0] is not usage:
-            priced = self._priced = (usage, compute_cost(usage, self.target.info.price))
-        return priced[1]
+        priced = self._price()
+        return _ZERO if priced is None else priced[1]
+
+    @property
+    def cost_nano_usd(self) -> int:
+        """``to_nano_usd(cost)``: what the ledger stores."""
+        priced = self._price()
+        return 0 if priced is None else priced[2]
+
+    @property
+    def cost_usd(self) -> str:
+        """``format_usd(cost)``: what responses and traces show."""
+        priced = self._price()
+        return _ZERO_USD if priced is None else priced[3]
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tier": self.tier, "model": self.target.model,
                                "provider": self.target.provider, "status": self.status,
-                               "cost_usd": format_usd(self.cost),
+                               "cost_usd": self.cost_usd,
                                "latency_ms": round(self.latency_ms, 1)}
         if self.error_code:
             out["error"] = self.error_code

@@ -244,11 +244,17 @@ class Gateway:
 
     async def _reserve(self, outcome: Outcome, plan: Plan) -> Plan:
         """Downgrade the plan if a budget is nearly spent, then reserve for it."""
-        rules = [r for r in outcome.req.key_limits if isinstance(r, LimitRule)]
-        cheaper = await self.budgets.downgrade(outcome, plan, rules)
-        if cheaper is not plan:
-            outcome.trace.plan = cheaper.to_json()
-        await self.budgets.reserve(outcome, cheaper, rules)
+        key_limits = outcome.req.key_limits
+        rules = [r for r in key_limits if isinstance(r, LimitRule)] if key_limits else []
+        budgets = self.budgets
+        if not budgets.rules and not rules:
+            return plan  # no limit applies: nothing to downgrade for, nothing to hold
+        cheaper = plan
+        if budgets.downgrade_at is not None:
+            cheaper = await budgets.downgrade(outcome, plan, rules)
+            if cheaper is not plan:
+                outcome.trace.plan = cheaper.to_json()
+        await budgets.reserve(outcome, cheaper, rules)
         return cheaper
 
     async def _seed_stats(self) -> None:
