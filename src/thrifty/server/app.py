@@ -125,7 +125,7 @@ class Handlers:
         self, request: web.Request, req: ChatRequest, started: float
     ) -> web.StreamResponse:
         stream = await self.gw.stream(req, started=started)  # raises before the first token
-        resp = web.StreamResponse(status=200, headers={
+        resp = _SSEResponse(status=200, headers={
             "content-type": "text/event-stream",
             "cache-control": "no-cache",
             "x-thrifty-request-id": req.request_id,
@@ -200,6 +200,15 @@ class Handlers:
         status = 200 if ready else 503
         body = {"status": reason, "models": n}
         return web.Response(body=orjson.dumps(body), status=status, content_type=_JSON)
+
+
+class _SSEResponse(web.StreamResponse):
+    """A stream whose headers leave with its first chunk, which is already in hand when it
+    is prepared: one write and one packet instead of two before the first token. (aiohttp
+    sends a stream's headers at once unless told otherwise; without the attribute, it
+    still works, one write later.)"""
+
+    _send_headers_immediately = False
 
 
 def _budget_headers(warnings: Sequence[str]) -> dict[str, str]:
