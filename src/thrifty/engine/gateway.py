@@ -177,7 +177,11 @@ class Gateway:
 
     # -- the flow --------------------------------------------------------------------------
 
-    async def complete(self, req: ChatRequest, *, started: float | None = None) -> GatewayReply:
+    async def complete(self, req: ChatRequest, *, started: float | None = None,
+                       account_later: bool = False) -> GatewayReply:
+        """``account_later``: write the ledger row, settle the budgets and tell the observers
+        on the event loop's next turn, after the caller (the HTTP server) has sent the
+        response, instead of before: the client does not wait for the accounting."""
         outcome = Outcome(req, self.clock.now() if started is None else started, status=200)
         t0 = self.clock.monotonic()
         deadlines = self._deadlines(req)
@@ -196,7 +200,10 @@ class Gateway:
         body = completion.body
         outcome.answered(call.target.model, body)
         ext = body["thrifty"] = cost_extension(outcome)
-        self.record(outcome)
+        if account_later:
+            asyncio.get_running_loop().call_soon(self.record, outcome)
+        else:
+            self.record(outcome)
         return GatewayReply(outcome, orjson.dumps(body), ext["cost_usd"])
 
     async def stream(self, req: ChatRequest, *, started: float | None = None) -> GatewayStream:

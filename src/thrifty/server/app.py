@@ -84,7 +84,8 @@ class Handlers:
         try:
             if req.stream:
                 return await self._stream(request, req, started)
-            reply = await self.gw.complete(req, started=started)
+            # accounted once the response is on its way (next loop turn), not before
+            reply = await self.gw.complete(req, started=started, account_later=True)
         except ThriftyError as exc:  # the gateway has already written its ledger row
             return error_response(exc, rid)
         except Exception:
