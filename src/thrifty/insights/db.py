@@ -77,6 +77,9 @@ class SQLiteInsights:
             if self._writer is None:
                 self._writer = sqlite3.connect(self.path, timeout=self._timeout,
                                                check_same_thread=False, isolation_level=None)
+                # The catch-up reads new rows once, in order: a small page cache serves it,
+                # and the gateway's memory does not grow by SQLite's 2 MB default.
+                self._writer.execute(f"PRAGMA cache_size = -{_CATCH_UP_CACHE_KB}")
             done = catch_up(self._writer)
             self._refreshed = time.monotonic()
             return done
@@ -90,6 +93,9 @@ class SQLiteInsights:
             self._conn.close()
             if self._writer is not None:
                 self._writer.close()
+
+
+_CATCH_UP_CACHE_KB = 256
 
 
 class PostgresInsights:

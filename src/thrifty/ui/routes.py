@@ -14,6 +14,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -145,17 +146,25 @@ class Dashboard:
 
     async def keep_rollups_current(self, every_s: float = 30.0) -> None:
         """Fold new ledger rows into the SQLite rollups in the background, so a page never
-        waits for a long backlog (PostgreSQL's triggers need no help)."""
-        if self.gw.runtime.settings.ledger.backend != "sqlite":
-            return
-        while True:
-            await asyncio.sleep(every_s)
-            try:
-                db = await asyncio.to_thread(self.pages.db)
-                if db is not None:
-                    await asyncio.to_thread(db.refresh)
-            except Exception:
-                log.exception("ledger rollup catch-up failed; retrying in %.0f s", every_s)
+        waits for a long backlog (PostgreSQL's triggers need no help). The first fold runs at
+        start-up, on a thread of its own: the connections, caches and thread memory it needs
+        are taken once, then, not later on a loaded server (where they read as growth)."""
+        ledger = self.gw.runtime.settings.ledger
+        if ledger.backend != "sqlite" or str(ledger.path) == ":memory:":
+            return  # an in-memory ledger cannot be read from a second connection
+        loop = asyncio.get_running_loop()
+        pool = ThreadPoolExecutor(1, thread_name_prefix="thrifty-rollups")
+        try:
+            while True:
+                try:
+                    db = await loop.run_in_executor(pool, self.pages.db)
+                    if db is not None:
+                        await loop.run_in_executor(pool, db.refresh)
+                except Exception:
+                    log.exception("ledger rollup catch-up failed; retrying in %.0f s", every_s)
+                await asyncio.sleep(every_s)
+        finally:
+            pool.shutdown(wait=False)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.pages.close)
