@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from thrifty.core.usage import Usage
 from thrifty.pricing.cost import compute_cost, format_usd, to_nano_usd
@@ -80,18 +80,40 @@ class Call:
         return out
 
 
+class PlanLike(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
 @dataclass(slots=True)
 class Trace:
     """The decision trace: the plan, every call, and each cascade tier's checks."""
 
-    plan: dict[str, Any] | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     escalation: str | None = None
+    _plan: dict[str, Any] | None = field(default=None, repr=False)
+    _plan_of: PlanLike | None = field(default=None, repr=False)
+    """A plan not turned into JSON yet: ``plan`` does it when first read, which is when
+    the request is accounted, after its upstream call, not before it."""
+
+    @property
+    def plan(self) -> dict[str, Any] | None:
+        if self._plan is None and self._plan_of is not None:
+            self._plan, self._plan_of = self._plan_of.to_json(), None
+        return self._plan
+
+    @plan.setter
+    def plan(self, plan: dict[str, Any] | None) -> None:
+        self._plan, self._plan_of = plan, None
+
+    def plan_from(self, plan: PlanLike) -> None:
+        """The plan's JSON, made when the trace is read (plans are immutable)."""
+        self._plan, self._plan_of = None, plan
 
     def to_json(self, calls: list[Call]) -> dict[str, Any]:
         out: dict[str, Any] = {"calls": [c.to_json() for c in calls]}
-        if self.plan is not None:
-            out["plan"] = self.plan
+        plan = self.plan
+        if plan is not None:
+            out["plan"] = plan
         if self.checks:
             out["checks"] = self.checks
         if self.escalation:

@@ -260,7 +260,7 @@ class Gateway:
         if budgets.downgrade_at is not None:
             cheaper = await budgets.downgrade(outcome, plan, rules)
             if cheaper is not plan:
-                outcome.trace.plan = cheaper.to_json()
+                outcome.trace.plan_from(cheaper)
         await budgets.reserve(outcome, cheaper, rules)
         return cheaper
 
@@ -280,7 +280,7 @@ class Gateway:
         route, plan = plan_request(outcome.req, self.routes, self.stats, self.rng, self.clock,
                                    self.drift.demoted if self.drift is not None else None)
         outcome.route = route_summary(route, plan)
-        outcome.trace.plan = plan.to_json()
+        outcome.trace.plan_from(plan)  # its JSON is made when the row is written
         if plan.router is not None:  # a learned route: keep the prompt for feedback
             self.feedback_book.remember(outcome.req.request_id, Pending(
                 plan.prompt, plan.tiers[0].targets[0].model, route.name, plan.router))
