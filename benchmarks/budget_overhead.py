@@ -18,10 +18,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from bench_procs import TICK, Proc, free_port, thrifty_argv, wait_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 BODY = orjson.dumps({"model": "bench-model", "max_tokens": 16,
@@ -44,37 +42,13 @@ RULES: list[dict[str, object]] = [
      "amount": 10**12},
 ]
 WARNING = "x-thrifty-budget-warning"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process on port {port} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listening on {port}")
+NO_MASTER_KEY = {"THRIFTY_MASTER_KEY": ""}  # loopback, no auth: as the other benchmarks
 
 
 def proc_cpu_s(pid: int) -> float:
+    """CPU seconds of a process this script did not start (redis-server)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def redis_server_pid() -> int | None:
@@ -143,10 +117,9 @@ class Point:
 
 def measure(gw: Gateway, c: int, seconds: float, redis_pid: int | None) -> Point:
     run_load(gw.url, c, min(0.5, seconds))  # warm-up
-    pids = [gw.proc.pid] + ([redis_pid] if redis_pid else [])
-    before = [proc_cpu_s(p) for p in pids]
+    before = [gw.proc.cpu_s(), proc_cpu_s(redis_pid) if redis_pid else 0.0]
     lat, warned = run_load(gw.url, c, seconds)
-    after = [proc_cpu_s(p) for p in pids]
+    after = [gw.proc.cpu_s(), proc_cpu_s(redis_pid) if redis_pid else 0.0]
     n = len(lat)
     expected = n if gw.rules else 0
     if warned != expected:
@@ -162,13 +135,13 @@ def measure(gw: Gateway, c: int, seconds: float, redis_pid: int | None) -> Point
 @dataclass
 class Gateway:
     name: str
-    proc: subprocess.Popen[bytes]
+    proc: Proc
     url: str
     rules: bool
 
 
 def start_gateway(name: str, limits: dict[str, object] | None, fake_port: int, tmp: Path,
-                  env: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> Gateway:
+                  procs: list[Proc]) -> Gateway:
     cfg: dict[str, object] = {
         "providers": {"fake": {"vendor": "vllm",
                                "base_url": f"http://127.0.0.1:{fake_port}/v1"}},
@@ -181,25 +154,12 @@ def start_gateway(name: str, limits: dict[str, object] | None, fake_port: int, t
     path = tmp / f"{name}.yaml"
     path.write_bytes(orjson.dumps(cfg))  # JSON is YAML
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "thrifty.cli.main", "serve", "--config",
-                             str(path), "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = Proc(name, [*thrifty_argv(), "serve", "--config", str(path), "--port", str(port)],
+                env=NO_MASTER_KEY)
     procs.append(proc)
     wait_port(port, proc)
     return Gateway(name, proc, f"http://127.0.0.1:{port}/v1/chat/completions",
                    limits is not None)
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
 
 
 def delete_prefix(prefix: str) -> None:
@@ -243,35 +203,34 @@ def main() -> int:
     conc = [int(c) for c in args.concurrency.split(",")]
     prefix = f"thrifty:bench:{uuid.uuid4().hex[:12]}:"
     tmp = Path(tempfile.mkdtemp(prefix="thrifty-budget-bench-"))
-    env = {k: v for k, v in os.environ.items() if k != "THRIFTY_MASTER_KEY"}
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[Proc] = []
     results: dict[tuple[str, int], list[Point]] = {}
     rss: dict[str, tuple[float, float]] = {}
     try:
         fake_port = free_port()
-        fake = subprocess.Popen([sys.executable, "-m", "thrifty.cli.main", "fake-provider",
-                                 "--wire", "openai", "--port", str(fake_port)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        fake = Proc("fake-provider", [*thrifty_argv(), "fake-provider", "--wire", "openai",
+                                      "--port", str(fake_port)])
         procs.append(fake)
         wait_port(fake_port, fake)
         gateways = [
-            start_gateway("none", None, fake_port, tmp, env, procs),
+            start_gateway("none", None, fake_port, tmp, procs),
             start_gateway("memory, 3 rules", {"backend": "memory", "rules": RULES},
-                          fake_port, tmp, env, procs),
+                          fake_port, tmp, procs),
             start_gateway("redis, 3 rules", {"backend": "redis", "redis_url": REDIS_URL,
                                              "redis_prefix": prefix, "rules": RULES},
-                          fake_port, tmp, env, procs),
+                          fake_port, tmp, procs),
         ]
         redis_pid = redis_server_pid()
-        rss = {gw.name: (proc_rss_mb(gw.proc.pid), 0.0) for gw in gateways}
+        rss = {gw.name: (gw.proc.rss_mb(), 0.0) for gw in gateways}
         for _ in range(args.rounds):
             for c in conc:
                 for gw in gateways:
                     results.setdefault((gw.name, c), []).append(
                         measure(gw, c, args.seconds, redis_pid))
-        rss = {gw.name: (rss[gw.name][0], proc_rss_mb(gw.proc.pid)) for gw in gateways}
+        rss = {gw.name: (rss[gw.name][0], gw.proc.rss_mb()) for gw in gateways}
     finally:
-        stop(procs)
+        for proc in procs:
+            proc.stop()
         delete_prefix(prefix)
 
     print(f"budget-check overhead on loopback: {os.cpu_count()} cores, python "
