@@ -39,6 +39,10 @@ class Usage:
         return out
 
 
+NO_USAGE = Usage()
+"""Zero of everything: what a call without reported usage adds (frozen, so shared)."""
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and value > 0 else 0
 

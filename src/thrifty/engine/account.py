@@ -15,15 +15,13 @@ from typing import Any
 import orjson
 
 from thrifty.core.request import ChatRequest
-from thrifty.core.usage import Usage
+from thrifty.core.usage import NO_USAGE, Usage
 from thrifty.engine.calls import Call, Trace, total_usage
 from thrifty.ledger.entry import AttemptRow, LedgerEntry
 from thrifty.limits.model import Limit
 from thrifty.pricing.cost import format_usd
 from thrifty.providers.base import Target
 from thrifty.routing.answer import Answer
-
-_NO_USAGE = Usage()
 
 
 @dataclass(slots=True)
@@ -96,7 +94,7 @@ class Outcome:
 
 def ledger_entry(o: Outcome) -> LedgerEntry:
     usage = o.usage
-    u = usage or _NO_USAGE
+    u = usage or NO_USAGE
     t = o.target
     calls = o.calls
     attempts = ((_attempt_row(0, calls[0]),) if len(calls) == 1
@@ -141,7 +139,7 @@ def _trace_json(o: Outcome) -> str | None:
 
 
 def _attempt_row(n: int, c: Call) -> AttemptRow:
-    u = c.usage or _NO_USAGE
+    u = c.usage or NO_USAGE
     t = c.target
     # positional, in AttemptRow's field order: a row per call, keywords cost more
     return AttemptRow(

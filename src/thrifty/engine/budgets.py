@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from thrifty.config.schema import LimitsConfig
 from thrifty.core.clock import Clock
 from thrifty.core.estimate import max_prompt_tokens
-from thrifty.core.usage import Usage
+from thrifty.core.memo import IdentityMemo
+from thrifty.core.usage import NO_USAGE
 from thrifty.errors import BudgetExceeded, LimitsUnavailable, RateLimited
 from thrifty.limits.decide import actual_for, wants_for
 from thrifty.limits.model import Counters, Limit, Refusal, ReserveResult
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("thrifty.limits")
 _SCOPES_CACHED = 4096
 """Distinct (key, team, model, provider, tags) whose matching limits are kept."""
-_NO_USAGE = Usage()  # frozen: shared rather than built per settle
 
 
 def open_counters(cfg: LimitsConfig, ttl_s: float) -> Counters:
@@ -78,25 +78,22 @@ def max_cost_nano(plan: Plan, input_tokens: int, max_output: int | None) -> int:
     return sum(sorted(costs, reverse=True)[:2])
 
 
-_RATIOS: dict[int, tuple[Price, int, int, int]] = {}
-"""id(price) -> (price, input numerator, output numerator, common denominator) of its
-nano-USD per token; the price is kept so its id cannot be reused while cached."""
+def _ratios(price: Price) -> tuple[int, int, int]:
+    """(input numerator, output numerator, common denominator) of nano-USD per token."""
+    in_num, in_den = price.input.as_integer_ratio()
+    out_num, out_den = price.output.as_integer_ratio()
+    den = math.lcm(in_den, out_den)
+    # USD per million tokens x 1000 = nano-USD per token
+    return 1000 * in_num * (den // in_den), 1000 * out_num * (den // out_den), den
+
+
+_RATIOS = IdentityMemo(_ratios)
 
 
 def _nano_cost(price: Price, input_tokens: int, output_tokens: int) -> int:
     """``to_nano_usd((input_tokens x input + output_tokens x output) / 1e6)`` in exact
     integers (the Decimal version cost ~10 us a request), rounded half-up the same way."""
-    hit = _RATIOS.get(id(price))
-    if hit is None or hit[0] is not price:
-        if len(_RATIOS) >= _SCOPES_CACHED:
-            _RATIOS.clear()
-        in_num, in_den = price.input.as_integer_ratio()
-        out_num, out_den = price.output.as_integer_ratio()
-        den = math.lcm(in_den, out_den)
-        # USD per million tokens x 1000 = nano-USD per token
-        hit = _RATIOS[id(price)] = (price, 1000 * in_num * (den // in_den),
-                                    1000 * out_num * (den // out_den), den)
-    _, in_num, out_num, den = hit
+    in_num, out_num, den = _RATIOS(price)
     num = input_tokens * in_num + output_tokens * out_num
     if num < 0:  # a negative price: ROUND_HALF_UP rounds away from zero
         return -((-num * 2 + den) // (den * 2))
@@ -196,7 +193,7 @@ class Budgets:
         """Called once per request when it ends (from the ledger hand-off, which is sync)."""
         if not outcome.limits or self.counters is None:
             return
-        actual = actual_for(outcome.limits, outcome.usage or _NO_USAGE, cost_nano)
+        actual = actual_for(outcome.limits, outcome.usage or NO_USAGE, cost_nano)
         nowait = getattr(self.counters, "settle_nowait", None)
         if nowait is not None:  # in-process counters: no task to schedule
             try:

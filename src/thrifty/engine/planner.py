@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from thrifty.config.schema import RouteConfig
 from thrifty.core.clock import Clock
+from thrifty.core.memo import IdentityMemo
 from thrifty.core.request import ChatRequest
 from thrifty.errors import InvalidRequest
 from thrifty.routing.build import RANKING, ranking_policy
@@ -18,9 +19,9 @@ from thrifty.routing.stats import StatsView
 from thrifty.routing.table import Route, RouteTable
 
 _NO_OPTIONS = RoutingOptions()
-_OVERRIDDEN: dict[tuple[str, int], tuple[Route, Policy]] = {}
-"""(policy name, id(route)) -> (the route, kept so its id stays its own, the policy)."""
-_OVERRIDDEN_CACHED = 1024
+_OVERRIDDEN: IdentityMemo[Route, dict[str, Policy]] = IdentityMemo(lambda route: {}, 1024)
+"""Per route, the ranking policies requests asked for by name, built once: a ranking
+policy prepares its targets."""
 
 
 def options_of(req: ChatRequest) -> RoutingOptions:
@@ -36,14 +37,12 @@ def policy_for(route: Route, routes: RouteTable, override: str | None) -> Policy
     name, or a ranking policy applied to this route's models."""
     if override is None:
         return route.policy
-    if override in RANKING:  # built once per route: a ranking policy prepares its targets
-        hit = _OVERRIDDEN.get((override, id(route)))
-        if hit is None or hit[0] is not route:
-            if len(_OVERRIDDEN) >= _OVERRIDDEN_CACHED:
-                _OVERRIDDEN.clear()
-            hit = _OVERRIDDEN[override, id(route)] = (
-                route, ranking_policy(override, route.targets, RouteConfig()))
-        return hit[1]
+    if override in RANKING:
+        built = _OVERRIDDEN(route)
+        policy = built.get(override)
+        if policy is None:
+            policy = built[override] = ranking_policy(override, route.targets, RouteConfig())
+        return policy
     if override in routes:
         return routes.policy_for(override)
     raise InvalidRequest(

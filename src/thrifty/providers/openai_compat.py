@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from thrifty.core.memo import IdentityMemo
 from thrifty.core.request import ChatRequest
 from thrifty.core.response import Completion
 from thrifty.core.usage import Usage, usage_from_openai
@@ -20,7 +21,6 @@ from thrifty.providers.base import Target, UpstreamRequest, auth_headers
 from thrifty.providers.upstream_errors import classify, error_fields
 
 _STREAM_USAGE = {"include_usage": True}
-_ADDRESSES_KEPT = 4096
 
 
 def map_params(body: dict[str, Any], target: Target, *, stream: bool) -> dict[str, Any]:
@@ -67,6 +67,10 @@ def chat_url(target: Target) -> str:
     return f"{target.base_url.rstrip('/')}/chat/completions"
 
 
+def _address(target: Target) -> tuple[str, Mapping[str, str]]:
+    return chat_url(target), auth_headers(target)
+
+
 class OpenAIStreamDecoder:
     __slots__ = ("done", "finish_reason", "provider", "usage")
 
@@ -108,18 +112,13 @@ class OpenAIAdapter:
     wire = "openai"
 
     def __init__(self) -> None:
-        # id(target) -> (target, url, headers): both are fixed per deployment, so they are
-        # built once, not per request; the target is kept so its id cannot be reused.
-        self._addresses: dict[int, tuple[Target, str, Mapping[str, str]]] = {}
+        # the URL and headers are fixed per deployment: built once, not per request
+        self._address = IdentityMemo(_address)
 
     def build_request(self, req: ChatRequest, target: Target, *, stream: bool) -> UpstreamRequest:
         body = map_params(req.body, target, stream=stream)
-        hit = self._addresses.get(id(target))
-        if hit is None or hit[0] is not target:
-            if len(self._addresses) >= _ADDRESSES_KEPT:
-                self._addresses.clear()
-            hit = self._addresses[id(target)] = (target, chat_url(target), auth_headers(target))
-        return UpstreamRequest(hit[1], hit[2], orjson.dumps(body))
+        url, headers = self._address(target)
+        return UpstreamRequest(url, headers, orjson.dumps(body))
 
     def parse_response(self, body: bytes, req: ChatRequest, target: Target) -> Completion:
         try:
