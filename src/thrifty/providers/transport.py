@@ -1,14 +1,13 @@
-"""The one place that does upstream HTTP: a pooled keep-alive aiohttp session shared by
-every provider, and the mapping of transport failures onto the error tree. Adapters never
-see aiohttp; swapping the client touches this module only."""
+"""The one place that does upstream HTTP: keep-alive connections shared by every provider
+(``http1.ConnectionPool``), and the mapping of transport failures onto the error tree.
+Adapters never see the client; swapping it touches this module only."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-
-import aiohttp
 
 from thrifty.errors import (
     ThriftyError,
@@ -17,6 +16,7 @@ from thrifty.errors import (
     UpstreamUnavailable,
 )
 from thrifty.providers.base import UpstreamRequest
+from thrifty.providers.http1 import ConnectFailed, ConnectionPool, ProtocolFailed, Response
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +35,12 @@ class RawResponse:
 
 
 class UpstreamStream:
-    """An open upstream response whose body is read chunk by chunk."""
+    """An open upstream response whose body is read whole or chunk by chunk. Header names
+    are lowercase."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, provider: str) -> None:
+    __slots__ = ("_provider", "_resp", "headers", "status")
+
+    def __init__(self, resp: Response, provider: str) -> None:
         self._resp = resp
         self._provider = provider
         self.status = resp.status
@@ -48,14 +51,12 @@ class UpstreamStream:
             return await self._resp.read()
         except BaseException as exc:
             raise _map_exception(exc, self._provider) from exc
-        finally:
-            self._resp.release()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._resp.content.iter_any():
+            async for chunk in self._resp.chunks():
                 yield chunk
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        except (TimeoutError, ConnectFailed, ProtocolFailed, OSError) as exc:
             raise _map_exception(exc, self._provider) from exc
 
     def close(self) -> None:
@@ -63,29 +64,13 @@ class UpstreamStream:
         self._resp.close()
 
 
-_TIMEOUTS_KEPT = 1024
-
-
 class Transport:
-    def __init__(self, *, limit: int = 0) -> None:
-        self._limit = limit
-        self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[Deadlines, aiohttp.ClientTimeout] = {}
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
-            )
-        return self._session
+    def __init__(self, *, keepalive_s: float = 30.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self._pool = ConnectionPool(keepalive_s=keepalive_s, ssl_context=ssl_context)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._pool.close()
 
     async def send(self, up: UpstreamRequest, deadlines: Deadlines, provider: str) -> RawResponse:
         stream = await self.open(up, deadlines, provider)
@@ -95,19 +80,10 @@ class Transport:
     async def open(
         self, up: UpstreamRequest, deadlines: Deadlines, provider: str
     ) -> UpstreamStream:
-        timeout = self._timeouts.get(deadlines)
-        if timeout is None:  # requests share a few deadline sets: one object each
-            if len(self._timeouts) >= _TIMEOUTS_KEPT:
-                self._timeouts.clear()
-            timeout = self._timeouts[deadlines] = aiohttp.ClientTimeout(
-                total=deadlines.total_s,
-                sock_connect=deadlines.connect_s,
-                sock_read=deadlines.first_byte_s,
-            )
         try:
-            resp = await self._get_session().post(
-                up.url, data=up.body, headers=up.headers, timeout=timeout
-            )
+            resp = await self._pool.request(
+                "POST", up.url, up.headers, up.body, connect_s=deadlines.connect_s,
+                first_byte_s=deadlines.first_byte_s, total_s=deadlines.total_s)
         except BaseException as exc:
             raise _map_exception(exc, provider) from exc
         return UpstreamStream(resp, provider)
@@ -116,13 +92,16 @@ class Transport:
 def _map_exception(exc: BaseException, provider: str) -> BaseException:
     if isinstance(exc, ThriftyError | asyncio.CancelledError):
         return exc
-    if isinstance(exc, asyncio.TimeoutError):  # aiohttp's timeouts subclass this
+    if isinstance(exc, TimeoutError):
         return UpstreamTimeout(f"provider {provider} did not answer in time", provider=provider)
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, ProtocolFailed):
         return UpstreamBadResponse(
             f"provider {provider} sent an incomplete or malformed body", provider=provider
         )
-    if isinstance(exc, aiohttp.ClientError | OSError):
+    if isinstance(exc, ValueError):  # a URL or header that cannot be sent (no value shown)
+        return UpstreamUnavailable(f"provider {provider}: the request cannot be sent ({exc})",
+                                   provider=provider, code="upstream_request_invalid")
+    if isinstance(exc, OSError):  # ConnectFailed, and resets while sending
         return UpstreamUnavailable(
             f"provider {provider} connection failed ({type(exc).__name__})", provider=provider,
             code="upstream_connection_failed",
