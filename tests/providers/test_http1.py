@@ -871,3 +871,73 @@ async def test_a_busy_connection_is_not_kept_after_close() -> None:
         assert await resp.read() == b"hello"
         assert pool.idle_count() == 0
         assert await closed_by_client(srv)
+
+
+# -- releasing a stream before its framing ends ----------------------------------------------
+
+
+def stream_then(tail: Callable[[Peer], Awaitable[None]]) -> Handler:
+    """Each request: a chunked head and one event, then ``tail`` decides how the body ends."""
+
+    async def handler(peer: Peer) -> None:
+        while await peer.request() is not None:
+            await peer.send(CHUNKED_HEAD + b"6\r\n[DONE]\r\n")
+            await tail(peer)
+        peer.server.client_closed.set()
+
+    return handler
+
+
+async def test_released_stream_returns_its_connection_when_the_body_ends(
+        pool: ConnectionPool) -> None:
+    async def late_end(peer: Peer) -> None:
+        await asyncio.sleep(0.05)  # the terminal chunk comes after the caller let go
+        await peer.send(b"0\r\n\r\n")
+
+    async with asyncio.timeout(5), RawServer(stream_then(late_end)) as srv:
+        for _ in range(2):
+            resp = await post(pool, srv.url())
+            chunks = resp.chunks()
+            assert await anext(chunks) == b"[DONE]"
+            resp.release()
+            resp.close()  # a close after release keeps the connection (the engine does both)
+            await chunks.aclose()
+            for _ in range(100):
+                if pool.idle_count() == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert pool.idle_count() == 1
+        assert srv.accepted == 1
+
+
+async def test_released_stream_that_goes_on_is_dropped(pool: ConnectionPool) -> None:
+    async def more(peer: Peer) -> None:
+        try:
+            for _ in range(40):  # ~80 KB more than anyone reads
+                await peer.send(b"800\r\n" + b"x" * 0x800 + b"\r\n")
+                await asyncio.sleep(0)
+            await peer.wait_closed()
+        except ConnectionError:  # dropped while sending: what the test wants
+            peer.server.client_closed.set()
+
+    async with asyncio.timeout(5), RawServer(stream_then(more)) as srv:
+        resp = await post(pool, srv.url())
+        assert await anext(resp.chunks()) == b"[DONE]"
+        resp.release()
+        assert await closed_by_client(srv)
+        assert pool.idle_count() == 0
+
+
+async def test_released_stream_that_never_ends_is_dropped_after_the_grace(
+        pool: ConnectionPool) -> None:
+    async def silence(peer: Peer) -> None:
+        await peer.wait_closed()
+
+    async with asyncio.timeout(5), RawServer(stream_then(silence)) as srv:
+        resp = await post(pool, srv.url())
+        assert await anext(resp.chunks()) == b"[DONE]"
+        started = time.monotonic()
+        resp.release(grace_s=0.1)
+        assert await closed_by_client(srv)
+        assert time.monotonic() - started >= 0.09
+        assert pool.idle_count() == 0

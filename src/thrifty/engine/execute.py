@@ -51,9 +51,11 @@ class OpenStream:
             out: list[dict[str, Any]] = []
             for ev in self._parser.feed(raw):
                 out.extend(decoder.feed(ev.event, ev.data))
-            yield out
-            if decoder.done:
+            if decoder.done:  # the body's framing may still be on its way: let it end
+                self._upstream.release()
+                yield out
                 return
+            yield out
         out = []
         for ev in self._parser.flush():
             out.extend(decoder.feed(ev.event, ev.data))

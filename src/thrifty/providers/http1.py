@@ -17,7 +17,7 @@ import asyncio
 import ssl
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -115,7 +115,7 @@ class Response:
         conn.finish()
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         conn = self._live()
         try:
             while True:
@@ -136,14 +136,25 @@ class Response:
                 yield chunk
                 return
         except BaseException:
-            if conn.exchange == self._exchange and not conn.released:  # never a pooled one
+            if self._owns(conn):
                 conn.abandon()
             raise
 
     def close(self) -> None:
-        conn = self._conn
-        if conn.exchange == self._exchange and not conn.released:
-            conn.abandon()
+        """Drop the connection now (the caller is gone: stop the upstream's work)."""
+        if self._owns(self._conn):
+            self._conn.abandon()
+
+    def release(self, grace_s: float = 1.0) -> None:
+        """The caller read all it needs (an SSE stream's last event), though the body's
+        framing may not have ended yet: the connection goes back to the pool if it ends
+        within ``grace_s`` and nothing much else arrives; otherwise it is dropped."""
+        if self._owns(self._conn):
+            self._conn.linger(grace_s)
+
+    def _owns(self, conn: _Connection) -> bool:
+        """Still this response's exchange, unfinished, and not already let go."""
+        return conn.exchange == self._exchange and not conn.released and not conn.lingering
 
 
 class _Connection(asyncio.Protocol):
@@ -177,6 +188,8 @@ class _Connection(asyncio.Protocol):
         self._error: BaseException | None = None
         self.deadline = 0.0
         self.gap_s = 0.0
+        self.lingering = False
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -235,6 +248,11 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_body(self, body: bytes) -> None:
+        if self.lingering:  # nobody reads it: count it, keep none of it
+            self._buffered += len(body)
+            if self._buffered > _LOW_WATER:
+                self.abandon()
+            return
         if self._inflate is not None:
             try:
                 body = self._inflate.decompress(body)
@@ -262,6 +280,9 @@ class _Connection(asyncio.Protocol):
                 return
         self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it after this call
         self.complete = True
+        if self.lingering:
+            self.finish()
+            return
         self._wake()
 
     # -- the exchange ----------------------------------------------------------------------
@@ -275,6 +296,7 @@ class _Connection(asyncio.Protocol):
         self._inflate, self._buffered, self._informational = None, 0, False
         self.chunks.clear()
         self.deadline, self.gap_s = deadline, gap_s
+        self.lingering = False
 
     async def wait_head(self) -> Response:
         while self.headers is None:
@@ -327,11 +349,31 @@ class _Connection(asyncio.Protocol):
             self._error = exc
         self._wake()
 
+    def linger(self, grace_s: float) -> None:
+        """See :meth:`Response.release`."""
+        self.chunks.clear()
+        self._buffered = 0
+        if self.complete:
+            self.finish()
+            return
+        self.lingering = True
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        self._linger_timer = self.loop.call_later(grace_s, self._linger_expired, self.exchange)
+
+    def _linger_expired(self, exchange: int) -> None:
+        if self.exchange == exchange and not self.released:
+            self.abandon()
+
     def finish(self) -> None:
         """The exchange was read to its end: back to the pool if the server keeps it."""
         if self.released:
             return
         self.released = True
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         if self.closed or not self.keep_alive or self._paused:
             self._close()
         else:
@@ -341,6 +383,9 @@ class _Connection(asyncio.Protocol):
     def abandon(self) -> None:
         """Unread response or a lost exchange: the connection cannot carry another."""
         self.released = True
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         self._close()
 
     def _close(self) -> None:
@@ -367,6 +412,8 @@ class ConnectionPool:
         self._idle: dict[tuple[bool, str, int], list[_Connection]] = {}
         self._origins: dict[tuple[str, str], _Origin] = {}
         self._closed = False
+        self.opened = 0
+        """Connections opened so far (a pool that works opens few)."""
 
     async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes, *,
                       connect_s: float, first_byte_s: float, total_s: float) -> Response:
@@ -420,6 +467,7 @@ class ConnectionPool:
         except (OSError, ssl.SSLError) as exc:
             raise ConnectFailed(f"could not connect to {origin.host}:{origin.port} "
                                 f"({type(exc).__name__}: {exc})") from exc
+        self.opened += 1
         return conn
 
     def release(self, conn: _Connection) -> None:

@@ -60,14 +60,23 @@ class UpstreamStream:
             raise _map_exception(exc, self._provider) from exc
 
     def close(self) -> None:
-        """Drop the connection: an unfinished stream must not return to the pool."""
+        """Drop the connection: an unfinished stream must not return to the pool (and
+        closing it is how the provider learns to stop generating)."""
         self._resp.close()
+
+    def release(self) -> None:
+        """The stream's last event is in: keep the connection if the body ends now."""
+        self._resp.release()
 
 
 class Transport:
     def __init__(self, *, keepalive_s: float = 30.0,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self._pool = ConnectionPool(keepalive_s=keepalive_s, ssl_context=ssl_context)
+
+    @property
+    def connections_opened(self) -> int:
+        return self._pool.opened
 
     async def close(self) -> None:
         await self._pool.close()
