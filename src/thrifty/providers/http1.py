@@ -108,7 +108,7 @@ class Response:
                     parts.append(conn.take())
                 if conn.complete:
                     break
-                await conn.wait_body()
+                await conn.wait()
         except BaseException:
             conn.abandon()
             raise
@@ -128,7 +128,7 @@ class Response:
                     if conn.complete:
                         conn.finish()
                         return
-                    await conn.wait_body()
+                    await conn.wait()
                     continue
                 # The last chunk: the connection goes back to the pool before the caller
                 # gets it, since a caller that has what it needs stops iterating here.
@@ -189,7 +189,9 @@ class _Connection(asyncio.Protocol):
         self.deadline = 0.0
         self.gap_s = 0.0
         self.lingering = False
-        self._linger_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        """The waits' deadline while the body is read; the grace while it lingers."""
+        self._wait_since = 0.0
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -300,11 +302,8 @@ class _Connection(asyncio.Protocol):
 
     async def wait_head(self) -> Response:
         while self.headers is None:
-            await self._wait()
+            await self.wait()
         return Response(self, self.status, self.headers)
-
-    async def wait_body(self) -> None:
-        await self._wait()
 
     def take(self) -> bytes:
         if not self.complete and self.loop.time() >= self.deadline:
@@ -318,26 +317,43 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return chunk
 
-    async def _wait(self) -> None:
+    async def wait(self) -> None:
+        """Until the head, more of the body or the end arrives; at most ``gap_s`` from now,
+        and not past the exchange's deadline."""
         if self._error is not None:
             raise self._error
         if self.complete or (self.headers is not None and self.chunks):
             return
         loop = self.loop
         waiter = self._waiter = loop.create_future()
-        # the longest silence allowed, cut to what is left of the exchange's total
-        when = min(loop.time() + self.gap_s, self.deadline)
-        timer = loop.call_at(when, _expire, waiter)
+        self._wait_since = loop.time()
+        if self._timer is None:
+            # One timer per exchange, not one per wait (a stream waits once a chunk): when
+            # it fires early for the wait then current, it sets itself again (``_check``).
+            self._timer = loop.call_at(self._due(), self._check)
         try:
             await waiter
         except BaseException:
             self.abandon()  # a timeout, or the caller was cancelled: the exchange is lost
             raise
         finally:
-            timer.cancel()
             self._waiter = None
         if self._error is not None:
             raise self._error
+
+    def _due(self) -> float:
+        return min(self._wait_since + self.gap_s, self.deadline)
+
+    def _check(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # nobody waits: the next wait sets the timer again
+        due = self._due()
+        if self.loop.time() >= due:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._timer = self.loop.call_at(due, self._check)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -360,9 +376,11 @@ class _Connection(asyncio.Protocol):
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
-        self._linger_timer = self.loop.call_later(grace_s, self._linger_expired, self.exchange)
+        self._stop_timer()  # nobody waits now
+        self._timer = self.loop.call_later(grace_s, self._linger_expired, self.exchange)
 
     def _linger_expired(self, exchange: int) -> None:
+        self._timer = None
         if self.exchange == exchange and not self.released:
             self.abandon()
 
@@ -371,9 +389,7 @@ class _Connection(asyncio.Protocol):
         if self.released:
             return
         self.released = True
-        if self._linger_timer is not None:
-            self._linger_timer.cancel()
-            self._linger_timer = None
+        self._stop_timer()
         if self.closed or not self.keep_alive or self._paused:
             self._close()
         else:
@@ -383,20 +399,18 @@ class _Connection(asyncio.Protocol):
     def abandon(self) -> None:
         """Unread response or a lost exchange: the connection cannot carry another."""
         self.released = True
-        if self._linger_timer is not None:
-            self._linger_timer.cancel()
-            self._linger_timer = None
+        self._stop_timer()
         self._close()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class ConnectionPool:
