@@ -12,6 +12,7 @@ with PASS/FAIL, plus the absolute figures and LiteLLM's.
 
     python benchmarks/vs_litellm.py --quick            # ~4 min: a small matrix
     python benchmarks/vs_litellm.py --runs 2           # the full matrix twice (~25 min)
+    python benchmarks/vs_litellm.py --quick --runs 3   # medians of 3 quick runs (~15 min)
     python benchmarks/vs_litellm.py --results DIR/results.json [...]   # re-report runs
 
 The harness's setup.sh apt-installs nginx and wrk and makes its venvs under /tmp (LiteLLM
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -229,6 +231,21 @@ def report_run(res: dict[str, Any], path: Path) -> list[str]:
     return lines
 
 
+def median_checks(runs: list[dict[str, Any]]) -> list[str]:
+    """Each target's median ratio over several runs, judged on the median: on a noisy
+    machine one run can pass or fail a target that the next one does the opposite of."""
+    per_run = [checks(res) for res in runs]
+    lines = [f"## median of {len(runs)} harness runs (thrifty vs bare, each ratio from its "
+             "own run)", ""]
+    for i, first in enumerate(per_run[0]):
+        values = sorted(v for c in per_run if (v := c[i].value) is not None)
+        median = statistics.median(values) if values else None
+        spread = f"runs: {', '.join(f'{v:.2f}' for v in values)}" if values else ""
+        lines.append(Check(first.name, median, first.limit, first.higher_is_better,
+                           spread).line())
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the harness's small matrix")
@@ -246,8 +263,11 @@ def main() -> int:
             paths.append(run_harness(base / f"run-{i + 1}-{time.strftime('%H%M%S')}", a.quick))
     facts = machine_facts()
     lines = ["machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()), ""]
-    for p in paths:
-        lines += [*report_run(json.loads(p.read_text()), p), ""]
+    runs = [json.loads(p.read_text()) for p in paths]
+    for res, p in zip(runs, paths, strict=True):
+        lines += [*report_run(res, p), ""]
+    if len(runs) > 1:
+        lines += [*median_checks(runs), ""]
     if not a.no_stream_timing:
         s = measure()
         lines += ["## outside the harness (stream_timing.py, same machine)", ""]
