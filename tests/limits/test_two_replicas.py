@@ -14,7 +14,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from tests.services import listening
+from tests.services import free_port, listening
 
 from thrifty.core.estimate import max_prompt_tokens
 from thrifty.limits.model import Limit, window_bounds
@@ -65,12 +64,6 @@ class Overshot(AssertionError):
 
 
 # -- the processes ----------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout

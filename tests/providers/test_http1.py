@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
-import socket
 import ssl
 import time
 import zlib
@@ -16,6 +15,7 @@ from types import TracebackType
 
 import pytest
 import trustme
+from tests.services import free_port
 
 from thrifty.errors import UpstreamBadResponse, UpstreamTimeout, UpstreamUnavailable
 from thrifty.providers.base import UpstreamRequest
@@ -155,14 +155,6 @@ async def closed_by_client(srv: RawServer) -> bool:
 
 def chunked(*pieces: bytes) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
-
-
-def free_port() -> int:
-    """A port nothing listens on: bound, never listened, closed."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def up(url: str) -> UpstreamRequest:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 import redis.asyncio as redis_asyncio
 
-from tests.services import listening
+from tests.services import free_port, listening
 from thrifty.core.clock import FakeClock
 from thrifty.resilience.breaker import BreakerConfig, ErrorClass, Phase
 from thrifty.resilience.headroom import Headroom
@@ -173,16 +172,9 @@ async def test_scripts_run_by_sha(rs: Replicas) -> None:
     assert await calls("eval") == evals
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 async def test_ping() -> None:
     up, down = (RedisHealth(URL, CFG, FakeClock()),
-                RedisHealth(f"redis://127.0.0.1:{_free_port()}/0", CFG, FakeClock()))
+                RedisHealth(f"redis://127.0.0.1:{free_port()}/0", CFG, FakeClock()))
     try:
         assert await up.ping()
         assert not await down.ping()
@@ -194,7 +186,7 @@ async def test_ping() -> None:
 async def test_without_redis_each_replica_keeps_its_own_breakers(
         caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
-    down = RedisHealth(f"redis://127.0.0.1:{_free_port()}/0", CFG, clock, timeout_s=0.2)
+    down = RedisHealth(f"redis://127.0.0.1:{free_port()}/0", CFG, clock, timeout_s=0.2)
     try:
         with caplog.at_level(logging.WARNING, logger="thrifty.resilience.redis_health"):
             assert await down.allow(KEY)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -17,12 +16,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 from tests.conftest import FAKE_KEYS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services import free_port
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
