@@ -13,6 +13,7 @@ with PASS/FAIL, plus the absolute figures and LiteLLM's.
     python benchmarks/vs_litellm.py --quick            # ~4 min: a small matrix
     python benchmarks/vs_litellm.py --runs 2           # the full matrix twice (~25 min)
     python benchmarks/vs_litellm.py --quick --runs 3   # medians of 3 quick runs (~15 min)
+    python benchmarks/vs_litellm.py --quick --aiohttp-front   # + thrifty on aiohttp alone
     python benchmarks/vs_litellm.py --results DIR/results.json [...]   # re-report runs
 
 The harness's setup.sh apt-installs nginx and wrk and makes its venvs under /tmp (LiteLLM
@@ -38,25 +39,28 @@ from bench_procs import CONFIG, SHARED_BENCH, machine_facts, thrifty_argv
 from stream_timing import StreamFigures, measure, report
 
 BARE, BARE2, DIRECT, LITELLM = "thin-aiohttp-1w", "thin-aiohttp-2w", "direct", "litellm"
-THR, THR2 = "thrifty", "thrifty-2w"
+THR, THR2, THR_AIO = "thrifty", "thrifty-2w", "thrifty-aiohttp-front"
 QUICK_TARGETS = [DIRECT, "nginx", LITELLM, BARE, BARE2]
 FULL_TARGETS = [*QUICK_TARGETS, "thin-starlette-httpx-1w"]
 Cell = dict[str, Any]
 
 
-def thrifty_target(name: str, workers: int, ledger_dir: Path) -> list[str]:
+def thrifty_target(name: str, workers: int, ledger_dir: Path, fast_path: bool = True,
+                   ) -> list[str]:
     cmd = " ".join([
         "THRIFTY_MASTER_KEY=", f"THRIFTY_BENCH_LEDGER={ledger_dir}/{name}-$$.db",
+        f"THRIFTY_BENCH_FAST_PATH={str(fast_path).lower()}",
         *map(shlex.quote, thrifty_argv()), "serve", "--port", "{port}",
         "--config", shlex.quote(str(CONFIG)), "--workers", str(workers)])
     return ["--target", f"{name}={cmd}"]
 
 
-def run_harness(out: Path, quick: bool) -> Path:
+def run_harness(out: Path, quick: bool, aiohttp_front: bool = False) -> Path:
     ledgers = Path(tempfile.mkdtemp(prefix="thrifty-harness-ledgers-"))
+    extra = thrifty_target(THR_AIO, 1, ledgers, fast_path=False) if aiohttp_front else []
     argv = ["bash", str(SHARED_BENCH / "run_overhead.sh"),
             "--targets", ",".join(QUICK_TARGETS if quick else FULL_TARGETS),
-            *thrifty_target(THR, 1, ledgers), *thrifty_target(THR2, 2, ledgers),
+            *thrifty_target(THR, 1, ledgers), *thrifty_target(THR2, 2, ledgers), *extra,
             "--unpin", THR2,  # the harness unpins its own multi-worker targets the same way
             "--out", str(out), "--max-seconds", "3000"]
     if quick:
@@ -254,13 +258,16 @@ def main() -> int:
                     help="report these finished harness runs instead of running it")
     ap.add_argument("--out", default="", help="where harness runs go (default: a temp dir)")
     ap.add_argument("--no-stream-timing", action="store_true")
+    ap.add_argument("--aiohttp-front", action="store_true",
+                    help=f"also run thrifty with server.fast_path false ({THR_AIO})")
     a = ap.parse_args()
     paths = [Path(p) for p in a.results]
     if not paths:
         base = Path(a.out or tempfile.mkdtemp(prefix="thrifty-vs-litellm-"))
         base.mkdir(parents=True, exist_ok=True)
         for i in range(a.runs):
-            paths.append(run_harness(base / f"run-{i + 1}-{time.strftime('%H%M%S')}", a.quick))
+            paths.append(run_harness(base / f"run-{i + 1}-{time.strftime('%H%M%S')}", a.quick,
+                                     a.aiohttp_front))
     facts = machine_facts()
     lines = ["machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()), ""]
     runs = [json.loads(p.read_text()) for p in paths]

@@ -1,5 +1,6 @@
-"""Shared fixtures: fake providers of each wire over real HTTP, and a running gateway
-(the real aiohttp app on an ephemeral 127.0.0.1 port) configured against them."""
+"""Shared fixtures: fake providers of each wire over real HTTP, and a running gateway (the
+real app, the fast path in front of aiohttp, on an ephemeral 127.0.0.1 port) configured
+against them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from thrifty.config.load import parse_settings
 from thrifty.config.resolve import resolve
@@ -18,6 +18,8 @@ from thrifty.fake import RunningFake, start_fake
 from thrifty.ledger.sqlite import SQLiteLedger
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.server.app import build_app
+from thrifty.server.run import bind
+from thrifty.server.serving import GatewayRunner, start_site
 
 FAKE_KEYS = {"openai": "sk-fake-openai-0123456789", "anthropic": "sk-ant-fake-0123456789",
              "gemini": "AIzaFakeGeminiKey0123456789"}
@@ -72,6 +74,7 @@ class RunningGateway:
     base_url: str
     gateway: Gateway
     db: Path
+    runner: GatewayRunner | None = None
 
     @property
     def v1(self) -> str:
@@ -95,19 +98,19 @@ GatewayFactory = Callable[[dict[str, Any]], Awaitable[RunningGateway]]
 
 @pytest.fixture
 async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
-    runners: list[web.AppRunner] = []
+    runners: list[GatewayRunner] = []
 
     async def make(config: dict[str, Any]) -> RunningGateway:
         runtime = resolve(parse_settings(config, origin="test"))
         db = Path(config.get("ledger", {}).get("path", tmp_path / "ledger.db"))
         gw = Gateway(runtime, ledger=LedgerWriter(SQLiteLedger(str(db))))
-        runner = web.AppRunner(build_app(gw), handler_cancellation=True)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        # served as `thrifty serve` serves it: the fast path in front of aiohttp
+        sock = bind("127.0.0.1", 0)
+        runner = await start_site(build_app(gw), sock,
+                                  fast_path=runtime.settings.server.fast_path)
         runners.append(runner)
-        port = runner.addresses[0][1]
-        return RunningGateway(f"http://127.0.0.1:{port}", gw, db)
+        port = sock.getsockname()[1]
+        return RunningGateway(f"http://127.0.0.1:{port}", gw, db, runner)
 
     yield make
     for r in runners:

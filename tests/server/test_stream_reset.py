@@ -29,7 +29,9 @@ async def test_reset_while_streaming_is_one_499_and_no_error_log(
     fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    gw = await gateway_factory(standard_config(fakes, tmp_path / "l.db"))
+    # aiohttp's front (the fast path's own reset is in test_fastpath.py)
+    gw = await gateway_factory({**standard_config(fakes, tmp_path / "l.db"),
+                                "server": {"fast_path": False}})
     seen = Seen()
     gw.gateway.observers.append(seen)
 

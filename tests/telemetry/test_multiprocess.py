@@ -95,6 +95,7 @@ async def test_metrics_total_every_workers_requests(served: tuple[str, Path]) ->
             "messages": [{"role": "user", "content": "hello"}]}
     sem = asyncio.Semaphore(CONCURRENCY)
     connector = aiohttp.TCPConnector(limit=CONCURRENCY, force_close=True)
+    sent = 0
     async with aiohttp.ClientSession(connector=connector,
                                      headers={"Authorization": f"Bearer {MASTER}"}) as s:
         async def one() -> int:
@@ -102,19 +103,26 @@ async def test_metrics_total_every_workers_requests(served: tuple[str, Path]) ->
                 await r.read()
                 return r.status
 
-        statuses = await asyncio.gather(*(one() for _ in range(N_REQUESTS)))
-    assert statuses == [200] * N_REQUESTS
-    seen = 0.0
-    for _ in range(60):  # each worker flushes to the shared files once a second
-        seen = await scrape_fresh(base)
-        if seen >= N_REQUESTS:
-            break
-        await asyncio.sleep(0.1)
-    assert seen == N_REQUESTS
+        # /readyz answered by one worker says nothing of the other, which may still be
+        # starting on a busy machine and miss a whole round: then another round
+        for _ in range(5):
+            statuses = await asyncio.gather(*(one() for _ in range(N_REQUESTS)))
+            assert statuses == [200] * N_REQUESTS
+            sent += N_REQUESTS
+            seen = 0.0
+            for _ in range(60):  # each worker flushes to the shared files once a second
+                seen = await scrape_fresh(base)
+                if seen >= sent:
+                    break
+                await asyncio.sleep(0.1)
+            assert seen == sent
+            by_worker = requests_by_worker(metrics_dir)
+            if len(by_worker) == 2 and all(n > 0 for n in by_worker.values()):
+                break
     for _ in range(6):  # and it stays exact whichever worker answers
-        assert await scrape_fresh(base) == N_REQUESTS
+        assert await scrape_fresh(base) == sent
     by_worker = requests_by_worker(metrics_dir)
-    assert len(by_worker) == 2 and sum(by_worker.values()) == N_REQUESTS
+    assert len(by_worker) == 2 and sum(by_worker.values()) == sent
     assert all(n > 0 for n in by_worker.values()), by_worker  # both workers served
 
 

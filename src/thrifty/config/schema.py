@@ -38,6 +38,9 @@ class ServerConfig(Strict):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     first_token_timeout_s: float = Field(default=120.0, gt=0)
     request_timeout_s: float = Field(default=600.0, gt=0)
+    fast_path: bool = True
+    """Serve the API routes (chat completions, models) on the llhttp front, handing other
+    connections to aiohttp; false serves everything with aiohttp."""
 
 
 class ProviderConfig(Strict):

@@ -4,46 +4,35 @@ call the gateway, write; no policy lives here."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from thrifty.core.ids import new_request_id
-from thrifty.core.request import ChatRequest
-from thrifty.engine.calls import Call
 from thrifty.engine.gateway import Gateway
 from thrifty.engine.health_report import deployment_report
 from thrifty.errors import NotFound, PayloadTooLarge, ThriftyError
+from thrifty.server.chat import JSON, Answer, ChatEndpoint, error_answer
 from thrifty.server.drift_routes import add_drift_routes
-from thrifty.server.keys_wiring import (
-    Caller,
-    caller_limit_rules,
-    check_key_budgets,
-    open_key_store,
-)
+from thrifty.server.keys_wiring import Caller, check_key_budgets, open_key_store
+from thrifty.server.serving import FAST_PATH
 from thrifty.server.telemetry_routes import add_telemetry
 from thrifty.telemetry.access import BodyLog
-from thrifty.telemetry.logs import REQUEST_ID
 from thrifty.ui.routes import add_ui_routes
-from thrifty.wire.openai_chat import apply_option_headers, parse_chat_request
 from thrifty.wire.thrifty_api import parse_feedback
 
 log = logging.getLogger("thrifty.server")
 GATEWAY: web.AppKey[Gateway] = web.AppKey("gateway", Gateway)
-_JSON = "application/json"
 
 
 def error_response(exc: ThriftyError, request_id: str) -> web.Response:
-    headers = {"x-thrifty-request-id": request_id, **exc.headers()}
-    if exc.provider:
-        headers["x-thrifty-provider"] = exc.provider
-    return web.Response(body=orjson.dumps(exc.to_openai()), status=exc.status,
-                        headers=headers, content_type=_JSON)
+    return _response(error_answer(exc, request_id))
+
+
+def _response(a: Answer) -> web.Response:
+    return web.Response(body=a.body, status=a.status, headers=a.headers, content_type=JSON)
 
 
 class Handlers:
@@ -52,7 +41,6 @@ class Handlers:
         self.gw = gateway
         self.max_body = s.max_body_bytes
         self.master_key = s.master_key.get_secret_value().encode() if s.master_key else None
-        self.models_body = orjson.dumps(_models_list(gateway))
         self.key_store = open_key_store(gateway.runtime.settings.keys)
         cache = None
         if self.key_store is not None:
@@ -60,54 +48,30 @@ class Handlers:
 
             cache = KeyCache(self.key_store, clock=gateway.clock)
         self.caller = Caller(self.master_key, cache)
-        self.bodies = BodyLog.from_config(gateway.runtime.settings.telemetry.logs)
+        self.api = ChatEndpoint(gateway, self.caller,
+                                BodyLog.from_config(gateway.runtime.settings.telemetry.logs))
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        rid = new_request_id()
-        started = time.time()
-        REQUEST_ID.set(rid)  # every log line of this request carries its id
-        req: ChatRequest | None = None
-        try:
-            key = await self.caller.identify(request, started)
-            req = parse_chat_request(await self._read(request), rid)
-            apply_option_headers(req, request.headers)
-            if key is not None:
-                from thrifty.keys.cache import authorize_model
+        answer = await self.api.chat(request.headers, lambda: self._read(request))
+        if isinstance(answer, Answer):
+            return _response(answer)
+        resp = _SSEResponse(status=200, headers=answer.headers)
 
-                req.key_id, req.team = key.id, key.team
-                assert self.caller.cache is not None
-                req.key_limits = await caller_limit_rules(key, self.caller.cache)
-                authorize_model(key, req.model)
-        except ThriftyError as exc:  # refused before routing: the gateway never saw it
-            self.gw.record_rejection(req, rid, started, exc)
-            return error_response(exc, rid)
+        async def write(data: bytes) -> None:
+            if not resp.prepared:  # inside the pump, which answers a reset here too
+                await resp.prepare(request)
+            await resp.write(data)
+
         try:
-            if req.stream:
-                return await self._stream(request, req, started)
-            # accounted once the response is on its way (next loop turn), not before
-            reply = await self.gw.complete(req, started=started, account_later=True)
-        except ThriftyError as exc:  # the gateway has already written its ledger row
-            return error_response(exc, rid)
-        except Exception:
-            log.exception("unexpected error in request %s", rid)
-            internal = ThriftyError("The gateway hit an unexpected error; see its log for "
-                                    f"request {rid}")
-            self.gw.record_rejection(req, rid, started, internal)
-            return error_response(internal, rid)
-        o = reply.outcome
-        if self.bodies is not None:
-            self.bodies.completion(req, reply.body)
-        headers = _budget_headers(o.budget_warnings)
-        return web.Response(body=reply.body, content_type=_JSON, headers={
-            **headers,
-            "x-thrifty-request-id": rid,
-            "x-thrifty-provider": reply.target.provider,
-            "x-thrifty-model": reply.target.upstream_model,
-            "x-thrifty-cost-usd": reply.cost_usd,
-            "x-thrifty-route": o.route or "direct",
-            "x-thrifty-calls": str(len(o.calls)),
-            "x-thrifty-attempts": attempts_header(o.calls),
-        })
+            if await self.api.pump(answer, write):
+                if not resp.prepared:  # a stream without a single event
+                    await resp.prepare(request)
+                await resp.write_eof()
+        except ConnectionResetError:
+            # Client gone: the prepared response goes back to aiohttp, which drops the
+            # connection quietly; raising would count the request again as a 500.
+            pass
+        return resp
 
     async def _read(self, request: web.Request) -> bytes:
         length = request.content_length
@@ -122,74 +86,31 @@ class Handlers:
                 f"The request body is over this gateway's limit of {self.max_body} bytes",
             ) from None
 
-    async def _stream(
-        self, request: web.Request, req: ChatRequest, started: float
-    ) -> web.StreamResponse:
-        stream = await self.gw.stream(req, started=started)  # raises before the first token
-        resp = _SSEResponse(status=200, headers={
-            "content-type": "text/event-stream",
-            "cache-control": "no-cache",
-            "x-thrifty-request-id": req.request_id,
-            "x-thrifty-provider": stream.target.provider,
-            "x-thrifty-model": stream.target.upstream_model,
-            "x-thrifty-cost-usd": "pending",
-            "x-thrifty-route": stream.outcome.route or "direct",
-            "x-thrifty-attempts": attempts_header(stream.outcome.calls),
-            **_budget_headers(stream.outcome.budget_warnings),
-        })
-        events = stream.events()
-        sent: list[bytes] | None = [] if self.bodies and self.bodies.wants(req) else None
-        try:
-            await resp.prepare(request)
-            async for data in events:
-                await resp.write(data)
-                if sent is not None:
-                    sent.append(data)
-            await resp.write_eof()
-        except ConnectionResetError:
-            # Client gone: cut the upstream now and record partial usage (its one row). The
-            # prepared response goes back to aiohttp, which drops the connection quietly;
-            # raising would reach chat()'s catch-all and count the request again as a 500.
-            await stream.aclose()
-            return resp
-        except asyncio.CancelledError:
-            await stream.aclose()
-            raise
-        finally:
-            await events.aclose()
-            if sent is not None and self.bodies is not None:
-                self.bodies.stream(req, sent)
-        return resp
-
     async def feedback(self, request: web.Request) -> web.Response:
         """``{"request_id": "thr-...", "score": 0.0-1.0}``: a client's verdict on an answer."""
         rid = new_request_id()
         try:
-            await self.caller.identify(request, time.time())
+            await self.caller.identify(request.headers, time.time())
             request_id, score = parse_feedback(await self._read(request))
             result = await self.gw.feedback(request_id, score)
         except ThriftyError as exc:
             return error_response(exc, rid)
-        return web.Response(body=orjson.dumps(result), content_type=_JSON)
+        return web.Response(body=orjson.dumps(result), content_type=JSON)
 
     async def models(self, request: web.Request) -> web.Response:
-        try:
-            await self.caller.identify(request, time.time())
-        except ThriftyError as exc:
-            return error_response(exc, new_request_id())
-        return web.Response(body=self.models_body, content_type=_JSON)
+        return _response(await self.api.models(request.headers))
 
     async def health(self, request: web.Request) -> web.Response:
         """Every deployment's breaker state, error rate, latency and rate-limit headroom."""
         try:
-            await self.caller.identify(request, time.time())
+            await self.caller.identify(request.headers, time.time())
         except ThriftyError as exc:
             return error_response(exc, new_request_id())
         report = await deployment_report(self.gw)
-        return web.Response(body=orjson.dumps(report), content_type=_JSON)
+        return web.Response(body=orjson.dumps(report), content_type=JSON)
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.Response(body=b'{"status":"ok"}', content_type=_JSON)
+        return web.Response(body=b'{"status":"ok"}', content_type=JSON)
 
     async def readyz(self, request: web.Request) -> web.Response:
         n = len(self.gw.routes)
@@ -200,7 +121,7 @@ class Handlers:
                   else "the shared health store (Redis) is unreachable")
         status = 200 if ready else 503
         body = {"status": reason, "models": n}
-        return web.Response(body=orjson.dumps(body), status=status, content_type=_JSON)
+        return web.Response(body=orjson.dumps(body), status=status, content_type=JSON)
 
 
 class _SSEResponse(web.StreamResponse):
@@ -210,25 +131,6 @@ class _SSEResponse(web.StreamResponse):
     still works, one write later.)"""
 
     _send_headers_immediately = False
-
-
-def _budget_headers(warnings: Sequence[str]) -> dict[str, str]:
-    """Soft limits crossed: the client hears before the hard limit refuses it."""
-    return {"x-thrifty-budget-warning": ",".join(warnings)} if warnings else {}
-
-
-def attempts_header(calls: Sequence[Call]) -> str:
-    """``provider/model=status`` per upstream call, in order: what was tried."""
-    return ",".join(f"{c.target.key}={c.status}" for c in calls)
-
-
-def _models_list(gw: Gateway) -> dict[str, Any]:
-    data: list[dict[str, Any]] = []
-    for route in gw.routes.routes():
-        owner = route.targets[0].provider if route.kind == "model" else "thrifty"
-        data.append({"id": route.name, "object": "model", "created": 0, "owned_by": owner})
-    data.sort(key=lambda m: m["id"])
-    return {"object": "list", "data": data}
 
 
 async def _not_found(request: web.Request) -> web.Response:
@@ -241,6 +143,7 @@ def build_app(gateway: Gateway) -> web.Application:
     # aiohttp's own body limit stays above ours so that ours answers in the OpenAI shape.
     app = web.Application(client_max_size=h.max_body + 1)
     app[GATEWAY] = gateway
+    app[FAST_PATH] = (h.api, h.max_body)
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/chat/completions", h.chat)
         app.router.add_get(f"{prefix}/models", h.models)

@@ -44,18 +44,19 @@ class Caller:
         self.master_key = master_key
         self.cache = cache
 
-    async def identify(self, request: web.Request, now: float) -> VirtualKey | None:
-        """The virtual key behind the request, or None for the operator / open loopback."""
+    async def identify(self, headers: Mapping[str, str], now: float) -> VirtualKey | None:
+        """The virtual key behind the request, or None for the operator / open loopback.
+        ``headers`` look names up in lower case."""
         if self.cache is None:
-            check_master_key(request.headers, self.master_key)
+            check_master_key(headers, self.master_key)
             return None
-        presented = presented_key(request.headers)
+        presented = presented_key(headers)
         if (presented is not None and self.master_key is not None
                 and hmac.compare_digest(presented.encode(), self.master_key)):
             return None
         from thrifty.keys.cache import authenticate
 
-        key = await authenticate(request.headers, self.cache, now)
+        key = await authenticate(headers, self.cache, now)
         if key.role != "inference":
             raise PermissionDenied(f"API key {key.id} is a read-only key: it signs in to the "
                                    "dashboard (/ui) and cannot call the API",

@@ -55,14 +55,42 @@ def _use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def run_worker(sock: socket.socket, make_gateway: Callable[[], Gateway]) -> None:
-    _use_uvloop()
+async def _serve_until_signalled(sock: socket.socket, make_gateway: Callable[[], Gateway],
+                                 ) -> None:
     from thrifty.server.app import build_app
+    from thrifty.server.serving import start_site
 
-    app = build_app(make_gateway())
+    gateway = make_gateway()
+    app = build_app(gateway)
     app.on_startup.append(_settle_heap_on_startup)  # last: after the gateway has started
-    web.run_app(app, sock=sock, access_log=None, print=None, handle_signals=True,
-                handler_cancellation=True, shutdown_timeout=10)
+    runner = await start_site(app, sock, handle_signals=True,
+                              fast_path=gateway.runtime.settings.server.fast_path)
+    try:
+        await asyncio.Event().wait()  # until SIGTERM/SIGINT raise GracefulExit
+    finally:
+        await runner.cleanup()
+
+
+def run_worker(sock: socket.socket, make_gateway: Callable[[], Gateway]) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully (as ``web.run_app`` does:
+    requests in flight get up to 10 s, then every task left is cancelled)."""
+    _use_uvloop()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(_serve_until_signalled(sock, make_gateway))
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        main.cancel()
+        loop.run_until_complete(asyncio.gather(main, return_exceptions=True))
+        left = asyncio.all_tasks(loop)
+        for t in left:
+            t.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def serve(host: str, port: int, workers: int, make_gateway: Callable[[], Gateway],
