@@ -1,5 +1,5 @@
-"""Running the server: one process, or N pre-forked workers sharing one listening socket
-(the parent only supervises and forwards SIGTERM/SIGINT)."""
+"""Running the server: one process, or N pre-forked workers on one port, a listening socket
+each on Linux (the parent only supervises and forwards SIGTERM/SIGINT)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,26 @@ from aiohttp import web
 from thrifty.engine.gateway import Gateway
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, reuse_port: bool = False, listen: bool = True,
+         ) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(4096)
+    if listen:
+        sock.listen(4096)
     sock.set_inheritable(True)
     return sock
+
+
+BALANCED = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+"""Workers get a listening socket each (SO_REUSEPORT): the kernel spreads connections
+across them. Sharing one socket, the worker that wakes first accepts every connection
+waiting: measured under wrk c=64 (benchmarks/RESULTS.md, issue 6), 51 of the 64 keep-alive
+connections went to one of two workers, which ran out of CPU while the other idled. Elsewhere
+(macOS, BSD: SO_REUSEPORT does not balance there) the workers share one socket."""
 
 
 GC_YOUNG_THRESHOLD = 10_000
@@ -71,6 +83,15 @@ async def _serve_until_signalled(sock: socket.socket, make_gateway: Callable[[],
         await runner.cleanup()
 
 
+def _worker(shared: socket.socket, make_gateway: Callable[[], Gateway]) -> None:
+    if BALANCED:
+        host, port = shared.getsockname()[:2]
+        own = bind(host, port, reuse_port=True)
+        shared.close()
+        shared = own
+    run_worker(shared, make_gateway)
+
+
 def run_worker(sock: socket.socket, make_gateway: Callable[[], Gateway]) -> None:
     """Serve until SIGTERM/SIGINT, then shut down gracefully (as ``web.run_app`` does:
     requests in flight get up to 10 s, then every task left is cancelled)."""
@@ -96,12 +117,15 @@ def run_worker(sock: socket.socket, make_gateway: Callable[[], Gateway]) -> None
 def serve(host: str, port: int, workers: int, make_gateway: Callable[[], Gateway],
           on_worker_exit: Callable[[int], None] | None = None) -> int:
     """``on_worker_exit(pid)``: told as each worker is reaped (metrics mark it dead)."""
-    sock = bind(host, port)
     if workers <= 1:
-        run_worker(sock, make_gateway)
+        run_worker(bind(host, port), make_gateway)
         return 0
+    # Bound here, so a port in use fails before any fork and port 0 picks one port for all;
+    # with BALANCED it never listens (a socket that does not listen gets no connections)
+    # and each worker binds and listens its own.
+    sock = bind(host, port, reuse_port=BALANCED, listen=not BALANCED)
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=run_worker, args=(sock, make_gateway), daemon=False)
+    procs = [ctx.Process(target=_worker, args=(sock, make_gateway), daemon=False)
              for _ in range(workers)]
     for p in procs:
         p.start()
