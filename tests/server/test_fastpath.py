@@ -250,25 +250,30 @@ async def test_a_client_resetting_mid_stream_is_one_499(
     async with await start_fake("openai", api_key=FAKE_KEYS["openai"],
                                 tokens_per_s=100) as slow:  # a stream lasts ~0.5 s
         gw = await gateway_factory(standard_config(fakes_like(slow), tmp_path / "l.db"))
-        body = orjson.dumps({"model": "oa-mini", "stream": True,
-                             "messages": [{"role": "user", "content": "hello"}]})
         with caplog.at_level(logging.ERROR, logger="thrifty"):
-            w = await Wire.open(gw)
-            await w.send(post(body))
-            head = await asyncio.wait_for(w.reader.readuntil(b"\r\n\r\n"), 5)
-            assert b"transfer-encoding: chunked" in head
-            assert b"data: " in await asyncio.wait_for(w.reader.read(4096), 5)
-            sock = w.writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            w.close()  # an RST, not a FIN
-            rows: list[dict[str, Any]] = []
-            for _ in range(200):
-                rows = await gw.ledger_rows()
-                if rows:
-                    break
-                await asyncio.sleep(0.02)
-        assert [(r["status"], r["error_type"]) for r in rows] == [(499, "client_closed")]
+            await reset_mid_stream(gw)
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def reset_mid_stream(gw: RunningGateway) -> None:
+    """The client resets (RST) after the first event of a ~0.5 s stream: one 499 row."""
+    body = orjson.dumps({"model": "oa-mini", "stream": True,
+                         "messages": [{"role": "user", "content": "hello"}]})
+    w = await Wire.open(gw)
+    await w.send(post(body))
+    head = await asyncio.wait_for(w.reader.readuntil(b"\r\n\r\n"), 5)
+    assert b"transfer-encoding: chunked" in head
+    assert b"data: " in await asyncio.wait_for(w.reader.read(4096), 5)
+    sock = w.writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    w.close()  # an RST, not a FIN
+    rows: list[dict[str, Any]] = []
+    for _ in range(200):
+        rows = await gw.ledger_rows()
+        if rows:
+            break
+        await asyncio.sleep(0.02)
+    assert [(r["status"], r["error_type"]) for r in rows] == [(499, "client_closed")]
 
 
 async def test_a_slow_reader_gets_the_whole_stream(
@@ -321,7 +326,9 @@ async def test_idle_and_stalled_connections_are_closed(gw: RunningGateway) -> No
     assert await used.closed(within_s=3)
 
 
-async def test_shutdown_waits_for_the_request_in_flight(tmp_path: Path) -> None:
+async def serving(config: dict[str, Any], db: Path) -> RunningGateway:
+    """A gateway served as `thrifty serve` serves it, outside the fixtures (which are
+    bound to pytest's loop); stop it with ``await gw.runner.cleanup()``."""
     from thrifty.config.load import parse_settings
     from thrifty.config.resolve import resolve
     from thrifty.engine.gateway import Gateway
@@ -331,19 +338,23 @@ async def test_shutdown_waits_for_the_request_in_flight(tmp_path: Path) -> None:
     from thrifty.server.run import bind
     from thrifty.server.serving import start_site
 
+    gateway = Gateway(resolve(parse_settings(config, origin="test")),
+                      ledger=LedgerWriter(SQLiteLedger(str(db))))
+    sock = bind("127.0.0.1", 0)
+    runner: GatewayRunner = await start_site(build_app(gateway), sock)
+    return RunningGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", gateway, db, runner)
+
+
+async def test_shutdown_waits_for_the_request_in_flight(tmp_path: Path) -> None:
     async with await start_fake("openai", api_key=FAKE_KEYS["openai"],
                                 latency_ms=300) as slow:
-        config = standard_config(fakes_like(slow), tmp_path / "l.db")
-        gateway = Gateway(resolve(parse_settings(config, origin="test")),
-                          ledger=LedgerWriter(SQLiteLedger(str(tmp_path / "l.db"))))
-        sock = bind("127.0.0.1", 0)
-        runner: GatewayRunner = await start_site(build_app(gateway), sock)
-        gw = RunningGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", gateway,
-                            tmp_path / "l.db", runner)
+        gw = await serving(standard_config(fakes_like(slow), tmp_path / "l.db"),
+                           tmp_path / "l.db")
+        assert gw.runner is not None
         busy, idle = await Wire.open(gw), await Wire.open(gw)
         await busy.send(post())
         await asyncio.sleep(0.1)  # the request is waiting on the upstream
-        stopping = asyncio.create_task(runner.cleanup())
+        stopping = asyncio.create_task(gw.runner.cleanup())
         assert await idle.closed(within_s=2)
         status, headers, _ = (await busy.responses(1))[0]
         assert status == 200 and headers["connection"] == "close"
@@ -353,6 +364,53 @@ async def test_shutdown_waits_for_the_request_in_flight(tmp_path: Path) -> None:
         con = sqlite3.connect(tmp_path / "l.db")
         assert [r[0] for r in con.execute("SELECT status FROM requests")] == [200]
         con.close()
+
+
+def test_the_same_on_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`thrifty serve` runs on uvloop when it is installed (the speed extra), and its
+    transports are not asyncio's: the wire-level tests above again, on a uvloop loop."""
+    uvloop = pytest.importorskip("uvloop", reason="the speed extra is not installed")
+    cases = [test_keep_alive_then_a_hand_over_mid_connection,
+             test_pipelined_requests_are_answered_in_order,
+             test_a_request_split_across_packets_is_reassembled,
+             test_connection_close_is_honoured, test_expect_100_continue,
+             test_malformed_heads_get_aiohttps_400_and_the_server_lives_on]
+
+    async def scenario() -> None:
+        assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+        oa = await start_fake("openai", api_key=FAKE_KEYS["openai"])
+        an = await start_fake("anthropic", api_key=FAKE_KEYS["anthropic"])
+        try:
+            for i, case in enumerate(cases):
+                db = tmp_path / f"{i}.db"
+                gw = await serving(standard_config(Fakes(oa, an, oa), db), db)
+                assert gw.runner is not None
+                try:
+                    await case(gw)
+                finally:
+                    await gw.runner.cleanup()
+            db = tmp_path / "slow.db"
+            gw = await serving(standard_config(Fakes(oa, an, oa), db), db)
+            assert gw.runner is not None
+            try:
+                await test_a_slow_reader_gets_the_whole_stream(gw, monkeypatch)
+            finally:
+                await gw.runner.cleanup()
+        finally:
+            await oa.close()
+            await an.close()
+        async with await start_fake("openai", api_key=FAKE_KEYS["openai"],
+                                    tokens_per_s=100) as slow:
+            db = tmp_path / "reset.db"
+            gw = await serving(standard_config(fakes_like(slow), db), db)
+            assert gw.runner is not None
+            try:
+                await reset_mid_stream(gw)
+            finally:
+                await gw.runner.cleanup()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
 
 
 async def test_header_values_never_break_the_head() -> None:
