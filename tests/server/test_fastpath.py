@@ -154,6 +154,39 @@ async def test_pipelined_requests_are_answered_in_order(gw: RunningGateway) -> N
     w.close()
 
 
+CHUNKED = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n"
+           b"\r\n" + b"%x\r\n%b\r\n0\r\n\r\n" % (len(CHAT), CHAT))
+MIX = {"chat": (post(), 200), "models": (get("/v1/models"), 200),
+       "healthz": (get("/healthz"), 200), "chunked": (CHUNKED, 200),
+       "nowhere": (get("/v1/nowhere"), 404), "bad": (post(b"{not json"), 400)}
+
+
+@pytest.mark.parametrize("seed", range(12))
+async def test_any_mix_in_any_packets_is_answered_in_order(
+        gw: RunningGateway, seed: int) -> None:
+    """Pipelined requests of every kind (the fast path's, aiohttp's, errors), cut into
+    packets at random places: every answer arrives, in order, with its status."""
+    import random
+
+    rng = random.Random(seed)
+    names = [rng.choice(list(MIX)) for _ in range(rng.randint(2, 7))]
+    raw = b"".join(MIX[n][0] for n in names)
+    cuts = sorted(rng.sample(range(1, len(raw)), rng.randint(0, min(12, len(raw) - 1))))
+    w = await Wire.open(gw)
+    for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True):
+        await w.send(raw[a:b])
+        await asyncio.sleep(rng.choice([0, 0, 0.002]))
+    got = await w.responses(len(names))
+    assert [s for s, _, _ in got] == [MIX[n][1] for n in names], names
+    for n, (_, headers, body) in zip(names, got, strict=True):
+        if n in ("chat", "chunked"):
+            assert orjson.loads(body)["object"] == "chat.completion"
+        if n == "bad":
+            assert orjson.loads(body)["error"]["type"] == "invalid_request_error"
+            assert headers["x-thrifty-request-id"].startswith("thr-")
+    w.close()
+
+
 async def test_a_request_split_across_packets_is_reassembled(gw: RunningGateway) -> None:
     w = await Wire.open(gw)
     raw = post()
