@@ -38,8 +38,10 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> 
 def thrifty(*args: str, **kw: object) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env.pop("THRIFTY_MASTER_KEY", None)
-    return subprocess.Popen([sys.executable, "-m", "thrifty.cli.main", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]
+    proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+        [sys.executable, "-m", "thrifty.cli.main", *args], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return proc
 
 
 @pytest.fixture
