@@ -288,6 +288,25 @@ async def test_a_client_resetting_mid_stream_is_one_499(
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_a_client_leaving_before_its_answer_is_one_499(
+        gateway_factory: GatewayFactory, tmp_path: Path) -> None:
+    async with await start_fake("openai", api_key=FAKE_KEYS["openai"],
+                                latency_ms=400) as slow:
+        gw = await gateway_factory(standard_config(fakes_like(slow), tmp_path / "l.db"))
+        w = await Wire.open(gw)
+        await w.send(post())
+        await asyncio.sleep(0.1)  # the gateway is waiting on the upstream
+        w.close()
+        rows: list[dict[str, Any]] = []
+        for _ in range(100):
+            rows = await gw.ledger_rows()
+            if rows:
+                break
+            await asyncio.sleep(0.02)
+        assert [(r["status"], r["error_type"]) for r in rows] == [(499, "client_closed")]
+        assert rows[0]["latency_ms"] < 400  # cut when the client left, not when answered
+
+
 async def reset_mid_stream(gw: RunningGateway) -> None:
     """The client resets (RST) after the first event of a ~0.5 s stream: one 499 row."""
     body = orjson.dumps({"model": "oa-mini", "stream": True,
