@@ -92,6 +92,20 @@ class RunningGateway:
         finally:
             con.close()
 
+    async def ledger_rows_soon(self, count: int = 1, within_s: float = 4.0,
+                               ) -> list[dict[str, Any]]:
+        """The rows once there are ``count`` of them (a client that left is accounted a
+        moment later), or what there is after ``within_s``."""
+        import asyncio
+
+        rows = await self.ledger_rows()
+        for _ in range(int(within_s / 0.02)):
+            if len(rows) >= count:
+                break
+            await asyncio.sleep(0.02)
+            rows = await self.ledger_rows()
+        return rows
+
 
 GatewayFactory = Callable[[dict[str, Any]], Awaitable[RunningGateway]]
 
