@@ -199,7 +199,7 @@ class Connection(asyncio.Protocol):
         h = head.headers
         size = h.get("content-length", "0")
         if (route is None or parser.get_http_version() != "1.1" or "transfer-encoding" in h
-                or not size.isdigit() or int(size) > self.front.max_body):
+                or not (size.isascii() and size.isdigit()) or int(size) > self.front.max_body):
             self._hand_over()
             return None
         if len(self.buf) - end - 4 < int(size) and h.get("expect", "").lower() == "100-continue":
