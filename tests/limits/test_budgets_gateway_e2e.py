@@ -88,11 +88,9 @@ async def test_concurrent_requests_never_overspend_and_fitting_ones_pass(
 
 async def test_unreachable_counters_fail_closed_with_a_clean_503(
         fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path) -> None:
-    import socket
+    from tests.services import free_port
 
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = free_port()  # a port nothing listens on
     cfg = cfg_with(fakes, tmp_path, [
         {"resource": "requests", "window": "minute", "scope": "global", "amount": 100}])
     cfg["limits"].update({"backend": "redis", "redis_url": f"redis://127.0.0.1:{dead}/0"})

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 import redis.asyncio as redis_asyncio
 from redis.exceptions import ConnectionError as RedisConnectionError
-from tests.services import listening
+from tests.services import free_port, listening
 
 from thrifty.limits.memory import MemoryCounters
 from thrifty.limits.model import Limit, window_bounds
@@ -260,9 +259,7 @@ async def test_bad_amounts_are_refused_before_any_write(env: Env, amount: int) -
 
 async def test_ping_and_errors_when_redis_is_unreachable(env: Env) -> None:
     assert await env.c.ping()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # free once closed: nothing listens there
+    port = free_port()  # nothing listens there
     dead = RedisCounters(f"redis://127.0.0.1:{port}/0", prefix=env.prefix, timeout_s=0.5)
     try:
         assert not await dead.ping()
