@@ -277,6 +277,20 @@ async def test_auth_errors_in_the_openai_shape(
     w.close()
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_header_values_are_read_as_utf8_on_both_fronts(
+        fakes: Fakes, gateway_factory: GatewayFactory, tmp_path: Path,
+        fast_path: bool) -> None:
+    gw = await gateway_factory({**standard_config(fakes, tmp_path / "l.db"),
+                                "server": {"fast_path": fast_path}})
+    w = await Wire.open(gw)
+    await w.send(post(extra="X-Thrifty-Policy: modèle\r\n"))  # sent as UTF-8
+    status, _, body = (await w.responses(1))[0]
+    assert status == 400
+    assert "modèle" in orjson.loads(body)["error"]["message"]
+    w.close()
+
+
 async def test_a_client_resetting_mid_stream_is_one_499(
         gateway_factory: GatewayFactory, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:

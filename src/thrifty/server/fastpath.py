@@ -91,7 +91,8 @@ class FastPath:
 
 class _Head:
     """httptools' callbacks for one head, fed whole: header names in lower case, the
-    first of repeated headers kept (as aiohttp's ``headers.get`` returns)."""
+    first of repeated headers kept and bytes decoded as UTF-8 (as aiohttp's
+    ``headers.get`` returns them)."""
 
     __slots__ = ("headers", "url")
 
@@ -103,7 +104,8 @@ class _Head:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        self.headers.setdefault(name.decode("latin-1").lower(),
+                                value.decode("utf-8", "surrogateescape"))
 
 
 class _Pending:
