@@ -110,21 +110,26 @@ class RunningGateway:
 GatewayFactory = Callable[[dict[str, Any]], Awaitable[RunningGateway]]
 
 
+async def serve_gateway(config: dict[str, Any], default_db: Path) -> RunningGateway:
+    """A gateway served as `thrifty serve` serves it (the fast path in front of aiohttp) on
+    an ephemeral port; stop it with ``await gw.runner.cleanup()``."""
+    runtime = resolve(parse_settings(config, origin="test"))
+    db = Path(config.get("ledger", {}).get("path", default_db))
+    gw = Gateway(runtime, ledger=LedgerWriter(SQLiteLedger(str(db))))
+    sock = bind("127.0.0.1", 0)
+    runner = await start_site(build_app(gw), sock, fast_path=runtime.settings.server.fast_path)
+    return RunningGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", gw, db, runner)
+
+
 @pytest.fixture
 async def gateway_factory(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     runners: list[GatewayRunner] = []
 
     async def make(config: dict[str, Any]) -> RunningGateway:
-        runtime = resolve(parse_settings(config, origin="test"))
-        db = Path(config.get("ledger", {}).get("path", tmp_path / "ledger.db"))
-        gw = Gateway(runtime, ledger=LedgerWriter(SQLiteLedger(str(db))))
-        # served as `thrifty serve` serves it: the fast path in front of aiohttp
-        sock = bind("127.0.0.1", 0)
-        runner = await start_site(build_app(gw), sock,
-                                  fast_path=runtime.settings.server.fast_path)
-        runners.append(runner)
-        port = sock.getsockname()[1]
-        return RunningGateway(f"http://127.0.0.1:{port}", gw, db, runner)
+        gw = await serve_gateway(config, tmp_path / "ledger.db")
+        assert gw.runner is not None
+        runners.append(gw.runner)
+        return gw
 
     yield make
     for r in runners:

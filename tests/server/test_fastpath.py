@@ -21,13 +21,13 @@ from tests.conftest import (
     GatewayFactory,
     RunningGateway,
     openai_client,
+    serve_gateway,
     standard_config,
 )
 from tests.server.test_upstream_connections import fakes_like
 
 from thrifty.fake import start_fake
 from thrifty.server.fastpath import Connection, FastPath
-from thrifty.server.serving import GatewayRunner
 
 CHAT = orjson.dumps({"model": "oa-mini", "messages": [{"role": "user", "content": "hi"}]})
 
@@ -382,29 +382,10 @@ async def test_idle_and_stalled_connections_are_closed(gw: RunningGateway) -> No
     assert await used.closed(within_s=3)
 
 
-async def serving(config: dict[str, Any], db: Path) -> RunningGateway:
-    """A gateway served as `thrifty serve` serves it, outside the fixtures (which are
-    bound to pytest's loop); stop it with ``await gw.runner.cleanup()``."""
-    from thrifty.config.load import parse_settings
-    from thrifty.config.resolve import resolve
-    from thrifty.engine.gateway import Gateway
-    from thrifty.ledger.sqlite import SQLiteLedger
-    from thrifty.ledger.writer import LedgerWriter
-    from thrifty.server.app import build_app
-    from thrifty.server.run import bind
-    from thrifty.server.serving import start_site
-
-    gateway = Gateway(resolve(parse_settings(config, origin="test")),
-                      ledger=LedgerWriter(SQLiteLedger(str(db))))
-    sock = bind("127.0.0.1", 0)
-    runner: GatewayRunner = await start_site(build_app(gateway), sock)
-    return RunningGateway(f"http://127.0.0.1:{sock.getsockname()[1]}", gateway, db, runner)
-
-
 async def test_shutdown_waits_for_the_request_in_flight(tmp_path: Path) -> None:
     async with await start_fake("openai", api_key=FAKE_KEYS["openai"],
                                 latency_ms=300) as slow:
-        gw = await serving(standard_config(fakes_like(slow), tmp_path / "l.db"),
+        gw = await serve_gateway(standard_config(fakes_like(slow), tmp_path / "l.db"),
                            tmp_path / "l.db")
         assert gw.runner is not None
         busy, idle = await Wire.open(gw), await Wire.open(gw)
@@ -439,14 +420,14 @@ def test_the_same_on_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         try:
             for i, case in enumerate(cases):
                 db = tmp_path / f"{i}.db"
-                gw = await serving(standard_config(Fakes(oa, an, oa), db), db)
+                gw = await serve_gateway(standard_config(Fakes(oa, an, oa), db), db)
                 assert gw.runner is not None
                 try:
                     await case(gw)
                 finally:
                     await gw.runner.cleanup()
             db = tmp_path / "slow.db"
-            gw = await serving(standard_config(Fakes(oa, an, oa), db), db)
+            gw = await serve_gateway(standard_config(Fakes(oa, an, oa), db), db)
             assert gw.runner is not None
             try:
                 await test_a_slow_reader_gets_the_whole_stream(gw, monkeypatch)
@@ -458,7 +439,7 @@ def test_the_same_on_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         async with await start_fake("openai", api_key=FAKE_KEYS["openai"],
                                     tokens_per_s=100) as slow:
             db = tmp_path / "reset.db"
-            gw = await serving(standard_config(fakes_like(slow), db), db)
+            gw = await serve_gateway(standard_config(fakes_like(slow), db), db)
             assert gw.runner is not None
             try:
                 await reset_mid_stream(gw)

@@ -104,6 +104,9 @@ def run_worker(sock: socket.socket, make_gateway: Callable[[], Gateway]) -> None
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     finally:
+        # The runner's cleanup (inside main) first, while the ledger writer and the other
+        # background tasks still run to flush; only then the rest. (asyncio.Runner cancels
+        # every task at once, and the ledger's last rows were lost.)
         main.cancel()
         loop.run_until_complete(asyncio.gather(main, return_exceptions=True))
         left = asyncio.all_tasks(loop)
